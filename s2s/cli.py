@@ -1,0 +1,235 @@
+"""The `s2s` command: thin Typer commands, each one call into the library.
+
+Heavy imports (torch) happen inside the commands so `s2s --help` is instant. Errors a
+user can cause are `S2SError`s: printed as one line, exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from s2s.errors import S2SError
+
+app = typer.Typer(
+    help="Sequence-to-sequence translation and speech recognition with LSTMs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+prep_app = typer.Typer(
+    help="Prepare data: vocabularies and binarized shards.", no_args_is_help=True
+)
+score_app = typer.Typer(
+    help="Score hypotheses against references.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(prep_app, name="prep")
+app.add_typer(score_app, name="score")
+app.add_typer(config_app, name="config")
+
+
+def _err(msg: str) -> None:
+    typer.echo(f"error: {msg}", err=True)
+
+
+def friendly(fn):
+    """Report user errors as one line and exit 1 instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except S2SError as e:
+            _err(str(e))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            sys.stderr.close()  # e.g. `s2s translate ... | head`
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+class SpmType(str, Enum):
+    unigram = "unigram"
+    bpe = "bpe"
+
+
+@prep_app.command("text")
+@friendly
+def prep_text_cmd(
+    src: Annotated[str, typer.Option(help="Source language suffix, e.g. de")],
+    tgt: Annotated[str, typer.Option(help="Target language suffix, e.g. en")],
+    train: Annotated[str, typer.Option(help="Training prefix: PREFIX.SRC, PREFIX.TGT")],
+    valid: Annotated[str, typer.Option(help="Validation prefix")],
+    out: Annotated[Path, typer.Option(help="Output directory")],
+    test: Annotated[str | None, typer.Option(help="Test prefix")] = None,
+    vocab_size: Annotated[int, typer.Option(help="SentencePiece pieces")] = 8000,
+    spm_type: Annotated[SpmType, typer.Option(help="SentencePiece model")] = (
+        SpmType.unigram
+    ),
+    joint_vocab: Annotated[
+        bool, typer.Option(help="One vocabulary for both sides")
+    ] = False,
+    max_len: Annotated[
+        int, typer.Option(help="Drop training pairs longer than this (tokens)")
+    ] = 250,
+    max_ratio: Annotated[
+        float, typer.Option(help="Drop training pairs whose length ratio exceeds this")
+    ] = 3.0,
+    drop_empty: Annotated[
+        bool, typer.Option(help="Skip (and count) pairs with an empty side")
+    ] = False,
+) -> None:
+    """Train SentencePiece and binarize a parallel corpus."""
+    from s2s.data.prep_text import PrepOptions, prep_text
+
+    opts = PrepOptions(
+        src=src,
+        tgt=tgt,
+        train=train,
+        valid=valid,
+        test=test,
+        vocab_size=vocab_size,
+        spm_type=spm_type.value,
+        joint_vocab=joint_vocab,
+        max_len=max_len,
+        max_ratio=max_ratio,
+        drop_empty=drop_empty,
+    )
+    prep_text(opts, out, log=lambda m: typer.echo(m, err=True))
+
+
+@app.command()
+@friendly
+def train(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config (defaults if omitted)")
+    ] = None,
+    data: Annotated[Path, typer.Option(help="Directory made by `s2s prep`")] = ...,
+    out: Annotated[Path, typer.Option(help="Run directory for checkpoints/logs")] = ...,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override: section.key=value (repeatable)"),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from OUT/last.pt if it exists")
+    ] = False,
+) -> None:
+    """Train a model."""
+    from s2s.config import load_config
+    from s2s.train.trainer import Trainer
+
+    cfg = load_config(config, set_ or [])
+    Trainer(cfg, data, out, resume=resume).run()
+
+
+@app.command()
+@friendly
+def translate(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint (.pt)")],
+    input: Annotated[str, typer.Option(help="Input file, - for stdin")] = "-",
+    output: Annotated[str, typer.Option(help="Output file, - for stdout")] = "-",
+    beam: Annotated[int | None, typer.Option(help="Beam size (1: greedy)")] = None,
+    nbest: Annotated[
+        int | None, typer.Option(help="Hypotheses per input (id, score, text)")
+    ] = None,
+    lenpen: Annotated[float | None, typer.Option(help="GNMT length penalty")] = None,
+    batch_tokens: Annotated[int | None, typer.Option(help="Tokens per batch")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
+) -> None:
+    """Translate a file (or stdin) line by line with a trained checkpoint."""
+    from s2s.decode.run import translate_file
+
+    translate_file(
+        checkpoint,
+        input,
+        output,
+        beam=beam,
+        nbest=nbest,
+        lenpen=lenpen,
+        batch_tokens=batch_tokens,
+        device=device,
+        precision=precision,
+    )
+
+
+@score_app.command("bleu")
+@friendly
+def score_bleu(
+    ref: Annotated[Path, typer.Option(help="Reference file")],
+    hyp: Annotated[Path, typer.Option(help="Hypothesis file")],
+) -> None:
+    """Corpus BLEU and chrF with sacrebleu's signatures."""
+    from s2s.decode.run import read_aligned
+    from s2s.metrics import bleu_chrf
+
+    refs, hyps = read_aligned(ref, hyp)
+    s = bleu_chrf(hyps, refs)
+    typer.echo(f"BLEU {s.bleu:.2f}  ({s.bleu_signature})\n  {s.bleu_detail}")
+    typer.echo(f"chrF {s.chrf:.2f}  ({s.chrf_signature})")
+
+
+@score_app.command("wer")
+@friendly
+def score_wer(
+    ref: Annotated[Path, typer.Option(help="Reference file")],
+    hyp: Annotated[Path, typer.Option(help="Hypothesis file")],
+) -> None:
+    """Corpus WER and CER with substitution, deletion and insertion counts."""
+    from s2s.decode.run import read_aligned
+    from s2s.metrics import wer_cer
+
+    refs, hyps = read_aligned(ref, hyp)
+    for name, r in zip(("WER", "CER"), wer_cer(hyps, refs), strict=True):
+        typer.echo(
+            f"{name} {r.rate:.2f}  (S {r.substitutions}, D {r.deletions}, "
+            f"I {r.insertions}, N {r.ref_length})"
+        )
+
+
+@app.command()
+@friendly
+def average(
+    run: Annotated[Path, typer.Argument(help="Run directory with step-N.pt files")],
+    out: Annotated[Path, typer.Option(help="Averaged checkpoint to write")],
+    last: Annotated[int, typer.Option(help="Average the last N checkpoints")] = 5,
+) -> None:
+    """Average the parameters of the last N numbered checkpoints."""
+    from s2s.train.average import average_checkpoints
+
+    used = average_checkpoints(run, out, last)
+    typer.echo(f"averaged {', '.join(p.name for p in used)} into {out}", err=True)
+
+
+@config_app.command("show")
+@friendly
+def config_show(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config to resolve")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: section.key=value")
+    ] = None,
+) -> None:
+    """Print the full (resolved) config, every key explained."""
+    from s2s.config import describe_config, load_config
+
+    typer.echo(describe_config(load_config(config, set_ or [])))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

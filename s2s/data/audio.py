@@ -1,0 +1,187 @@
+"""Reading audio files and speech manifests.
+
+Audio is decoded with `soundfile` (libsndfile ships its own WAV, FLAC, Ogg/Vorbis and
+MP3 codecs, so no ffmpeg is needed), mixed down to mono and resampled with
+`torchaudio.functional.resample`.
+
+A manifest is a UTF-8 TSV file whose header line is ``id path duration text``
+(tab-separated); relative audio paths are resolved against the manifest's directory.
+A manifest for transcription only may leave the text empty or drop the column.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import soundfile
+import torch
+import torchaudio
+
+from s2s.errors import S2SError, where
+
+__all__ = ["Utterance", "load_audio", "read_manifest"]
+
+_COLUMNS = ("id", "path", "duration", "text")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One manifest row: the audio `path`, its `duration` in seconds, and its
+    transcript (`None` when the manifest has none)."""
+
+    id: str
+    path: Path
+    duration: float
+    text: str | None
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int,
+    max_seconds: float | None = None,
+) -> torch.Tensor:
+    """Decode an audio file into a mono float32 waveform at `sample_rate`.
+
+    Args:
+        path: a WAV, FLAC or Ogg/Vorbis file (anything libsndfile reads).
+        sample_rate: the rate of the returned waveform; other rates are resampled.
+        max_seconds: if given, files longer than this raise instead of being loaded.
+
+    Returns:
+        waveform: (N,) float32, channels averaged, samples in [-1, 1] for integer files.
+
+    Raises:
+        S2SError: the file is missing, empty, cannot be decoded, holds non-finite
+            samples, or is longer than `max_seconds`; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "file not found"
+        raise S2SError(f"{where(path)}: {reason}")
+    if path.stat().st_size == 0:
+        raise S2SError(f"{where(path)}: empty file (0 bytes)")
+    try:
+        # The header is read first so an overlong file fails before it is decoded.
+        info = soundfile.info(str(path))
+        if max_seconds is not None and info.frames > max_seconds * info.samplerate:
+            seconds = info.frames / info.samplerate
+            raise S2SError(
+                f"{where(path)}: {seconds:.1f} s is longer than the limit of "
+                f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
+            )
+        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, soundfile.SoundFileError, OSError, ValueError) as err:
+        # libsndfile's message repeats the path: "Error opening 'x.ogg': <reason>".
+        reason = re.sub(r"^Error opening .*?: ", "", str(err))
+        raise S2SError(f"{where(path)}: cannot decode audio ({reason})") from err
+    if data.shape[0] == 0:
+        raise S2SError(f"{where(path)}: empty audio (0 samples)")
+
+    wave = torch.from_numpy(data).mean(dim=1)  # (N, C) -> (N,)
+    if not torch.isfinite(wave).all():
+        raise S2SError(f"{where(path)}: audio contains NaN or infinite samples")
+    if file_rate != sample_rate:
+        wave = torchaudio.functional.resample(wave, file_rate, sample_rate)  # (N',)
+    return wave.contiguous()
+
+
+def read_manifest(
+    path: str | os.PathLike[str], require_text: bool = True
+) -> list[Utterance]:
+    """Read a TSV speech manifest.
+
+    Args:
+        path: the manifest; its first line must be ``id\\tpath\\tduration\\ttext``
+            (or ``id\\tpath\\tduration`` when `require_text` is false).
+        require_text: whether every row needs a non-empty transcript (training and
+            scoring); pass false for transcription-only manifests.
+
+    Returns:
+        One `Utterance` per row, in file order. Audio paths are made absolute relative
+        to the manifest's directory; the audio files themselves are not opened.
+
+    Raises:
+        S2SError: naming the manifest and line, for a missing file, a wrong header,
+            a wrong number of columns, an empty id or path, a duration that is not a
+            positive number, a duplicate id, bytes that are not UTF-8, a blank line,
+            or an empty transcript when `require_text` is true.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise S2SError(f"{where(path)}: cannot read manifest ({err.strerror})") from err
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the final newline
+    if not lines:
+        raise S2SError(f"{where(path)}: empty manifest (no header line)")
+
+    header = _decode(lines[0], path, 1).removeprefix("\ufeff").rstrip("\r")
+    header = header.split("\t")
+    if header == list(_COLUMNS) or (not require_text and header == list(_COLUMNS[:3])):
+        num_columns = len(header)
+    else:
+        expected = " <TAB> ".join(_COLUMNS)
+        raise S2SError(
+            f"{where(path, 1)}: header must be '{expected}', found columns {header!r}"
+        )
+
+    base = path.parent
+    seen: dict[str, int] = {}
+    utterances = []
+    for lineno, line_bytes in enumerate(lines[1:], start=2):
+        line = _decode(line_bytes, path, lineno).removesuffix("\r")
+        loc = where(path, lineno)
+        if not line.strip():
+            raise S2SError(f"{loc}: blank line (remove it)")
+        fields = line.split("\t")
+        if len(fields) == 3 and num_columns == 4 and not require_text:
+            fields.append("")
+        if len(fields) != num_columns:
+            raise S2SError(
+                f"{loc}: expected {num_columns} tab-separated columns "
+                f"({', '.join(_COLUMNS[:num_columns])}), found {len(fields)}"
+            )
+        utt_id, audio, duration_str = (f.strip() for f in fields[:3])
+        text = fields[3].strip() if num_columns == 4 else ""
+        if not utt_id:
+            raise S2SError(f"{loc}: empty id")
+        if utt_id in seen:
+            raise S2SError(
+                f"{loc}: duplicate id '{utt_id}' (first used on line {seen[utt_id]})"
+            )
+        seen[utt_id] = lineno
+        if not audio:
+            raise S2SError(f"{loc}: empty audio path")
+        duration = _parse_duration(duration_str, loc)
+        if require_text and not text:
+            raise S2SError(f"{loc}: empty transcript for '{utt_id}'")
+        utterances.append(Utterance(utt_id, base / audio, duration, text or None))
+    return utterances
+
+
+def _decode(line: bytes, path: Path, lineno: int) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise S2SError(
+            f"{where(path, lineno)}: not valid UTF-8 (byte {line[err.start]:#04x} "
+            f"at column {err.start + 1})"
+        ) from err
+
+
+def _parse_duration(text: str, loc: str) -> float:
+    try:
+        duration = float(text)
+    except ValueError:
+        duration = math.nan
+    if not math.isfinite(duration) or duration <= 0:
+        raise S2SError(
+            f"{loc}: duration must be a positive number of seconds, got {text!r}"
+        )
+    return duration

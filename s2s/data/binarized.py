@@ -1,0 +1,130 @@
+"""Binarized token data: shards of concatenated token ids plus offset indexes.
+
+A split/side is written as shards `{split}.{side}.{k:03d}.bin` (the token ids,
+uint16 when the vocabulary allows, else int32) with `{...}.idx.npy` offsets beside
+each, so readers memory-map the tokens instead of loading them. `meta.json` in the
+directory lists the shards, counts and vocabularies.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from s2s.errors import S2SError
+
+__all__ = ["ShardWriter", "TokenArray", "read_meta", "write_meta", "META_FORMAT"]
+
+META_FORMAT = 1
+
+
+class ShardWriter:
+    """Append token sequences; rotates to a new shard every `shard_size` items."""
+
+    def __init__(self, directory: Path, name: str, dtype: str, shard_size: int):
+        self.directory, self.name = directory, name
+        self.dtype, self.shard_size = np.dtype(dtype), shard_size
+        self.shards: list[str] = []
+        self.items = 0
+        self.tokens = 0
+        self._file = None
+
+    def _rotate(self) -> None:
+        self._close_shard()
+        stem = f"{self.name}.{len(self.shards):03d}"
+        self.shards.append(stem)
+        self._file = open(self.directory / f"{stem}.bin", "wb")  # noqa: SIM115
+        self._offsets = array("q", [0])
+
+    def add(self, ids: list[int]) -> None:
+        if self._file is None or len(self._offsets) > self.shard_size:
+            self._rotate()
+        self._file.write(np.asarray(ids, dtype=self.dtype).tobytes())
+        self._offsets.append(self._offsets[-1] + len(ids))
+        self.items += 1
+        self.tokens += len(ids)
+
+    def _close_shard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            stem = self.shards[-1]
+            np.save(
+                self.directory / f"{stem}.idx.npy",
+                np.frombuffer(self._offsets, dtype=np.int64),
+            )
+            self._file = None
+
+    def close(self) -> list[str]:
+        if self._file is None and not self.shards:
+            self._rotate()  # an empty split still gets one (empty) shard
+        self._close_shard()
+        return self.shards
+
+
+class TokenArray:
+    """Read-only view of one split/side: `arr[i]` is a numpy array of token ids."""
+
+    def __init__(self, directory: Path, shards: list[str], dtype: str):
+        self.data, self.offsets, bases = [], [], [0]
+        for stem in shards:
+            idx_path, bin_path = (
+                directory / f"{stem}.idx.npy",
+                directory / f"{stem}.bin",
+            )
+            try:
+                offsets = np.load(idx_path)
+                size = bin_path.stat().st_size
+                tokens = (
+                    np.memmap(bin_path, dtype=dtype, mode="r")
+                    if size
+                    else np.zeros(0, dtype=dtype)
+                )
+            except (OSError, ValueError) as e:
+                raise S2SError(f"{bin_path}: cannot read binarized data: {e}") from None
+            if offsets[-1] != len(tokens):
+                raise S2SError(f"{bin_path}: truncated or corrupt (index disagrees)")
+            self.data.append(tokens)
+            self.offsets.append(offsets)
+            bases.append(bases[-1] + len(offsets) - 1)
+        self.bases = np.asarray(bases)
+        self.lengths = (
+            np.concatenate([np.diff(o) for o in self.offsets])
+            if self.offsets
+            else np.zeros(0, dtype=np.int64)
+        )
+
+    def __len__(self) -> int:
+        return int(self.bases[-1])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        shard = int(np.searchsorted(self.bases, i, side="right")) - 1
+        j = i - self.bases[shard]
+        o = self.offsets[shard]
+        return np.asarray(self.data[shard][o[j] : o[j + 1]], dtype=np.int64)
+
+
+def write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    meta = {"format": META_FORMAT, **meta}
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+    except OSError:
+        raise S2SError(
+            f"{path}: not found; is {directory} a directory made by `s2s prep`?"
+        ) from None
+    except json.JSONDecodeError as e:
+        raise S2SError(f"{path}: corrupt: {e}") from None
+    if meta.get("format") != META_FORMAT:
+        raise S2SError(
+            f"{path}: data format {meta.get('format')} is not {META_FORMAT}; "
+            f"run `s2s prep` again"
+        )
+    return meta

@@ -1,0 +1,138 @@
+"""Greedy and batched beam search over `AttentionDecoder.step`.
+
+Both work on a whole batch of sentences at once; a sentence that is finished leaves the
+batch, so late steps only pay for the sentences still being decoded. Shapes: B
+sentences still alive, K beam size, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from s2s.data.vocab import BOS, EOS
+from s2s.models.seq2seq import Seq2Seq
+
+__all__ = ["greedy_search", "beam_search", "length_penalty", "Hypothesis"]
+
+Hypothesis = tuple[list[int], float]  # (tokens without BOS/EOS, score)
+
+
+def length_penalty(length: int, alpha: float) -> float:
+    """GNMT (Wu et al., 2016): ((5 + length) / 6) ** alpha."""
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+@torch.inference_mode()
+def greedy_search(
+    model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_len: torch.Tensor
+) -> list[Hypothesis]:
+    """src (B, S), src_lens (B,), max_len (B,) -> one hypothesis per sentence; the
+    score is the summed log-probability."""
+    mem, state = model.encode(src, src_lens)
+    B, device = src.size(0), src.device
+    alive = torch.arange(B, device=device)  # original index of each row
+    tokens = torch.full((B,), BOS, dtype=torch.long, device=device)
+    seqs = torch.empty(B, 0, dtype=torch.long, device=device)  # (B, t)
+    scores = torch.zeros(B, device=device)
+    max_len = max_len.to(device)
+    out: list[Hypothesis | None] = [None] * B
+    for t in range(int(max_len.max())):
+        logp, state, _ = model.decoder.step(tokens, state, mem)  # (B, V)
+        best, tokens = logp.max(dim=-1)  # (B,)
+        scores = scores + best
+        seqs = torch.cat([seqs, tokens[:, None]], dim=1)
+        done = (tokens == EOS) | (t + 1 >= max_len[alive])
+        if done.any():
+            for row in done.nonzero()[:, 0].tolist():
+                seq = seqs[row].tolist()
+                if seq[-1] == EOS:
+                    seq = seq[:-1]
+                out[int(alive[row])] = (seq, float(scores[row]))
+            keep = (~done).nonzero()[:, 0]
+            if keep.numel() == 0:
+                break
+            alive, tokens, seqs, scores = (
+                alive[keep],
+                tokens[keep],
+                seqs[keep],
+                scores[keep],
+            )
+            mem, state = mem.select(keep), state.select(keep)
+    return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def beam_search(
+    model: Seq2Seq,
+    src: torch.Tensor,
+    src_lens: torch.Tensor,
+    max_len: torch.Tensor,
+    beam: int,
+    lenpen: float = 0.6,
+    nbest: int = 1,
+) -> list[list[Hypothesis]]:
+    """All sentences x beams advance as one (B * K, ...) tensor.
+
+    Each step takes the top 2K continuations of every sentence: EOS ones among the
+    first K are finished (score / length_penalty), and the best K others go on. A
+    sentence is done when K hypotheses have finished (or at its max_len, when its
+    live beams are finished as they are). Returns the `nbest` best per sentence,
+    scores length-normalised.
+    """
+    K = beam
+    mem, state = model.encode(src, src_lens)
+    B, device = src.size(0), src.device
+    rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
+    mem, state = mem.select(rows), state.select(rows)
+    alive = torch.arange(B, device=device)  # original sentence of each row group
+    max_len = max_len.to(device)
+    scores = torch.full((B, K), float("-inf"), device=device)
+    scores[:, 0] = 0.0  # all beams start equal: keep one so they don't duplicate
+    tokens = torch.full((B * K,), BOS, dtype=torch.long, device=device)
+    seqs = torch.empty(B * K, 0, dtype=torch.long, device=device)
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+    n_done = torch.zeros(B, dtype=torch.long, device=device)  # finished per row group
+
+    for t in range(int(max_len.max())):
+        n = alive.numel()
+        logp, state, _ = model.decoder.step(tokens, state, mem)  # (n*K, V)
+        V = logp.size(-1)
+        cand = (scores.view(-1, 1) + logp).view(n, K * V)
+        top_s, top_i = cand.topk(min(2 * K, K * V), dim=-1)  # (n, 2K)
+        top_beam, top_tok = top_i // V, top_i % V
+        is_eos = top_tok == EOS
+        lp = length_penalty(t + 1, lenpen)
+
+        # Finish EOS candidates ranked within the top K of their sentence.
+        ends = (is_eos[:, :K] & (top_s[:, :K] > float("-inf"))).nonzero().tolist()
+        for i, j in ends:
+            sent = finished[int(alive[i])]
+            if len(sent) < K:
+                seq = seqs[i * K + int(top_beam[i, j])].tolist()
+                sent.append((seq, float(top_s[i, j]) / lp))
+                n_done[i] += 1
+
+        # The best K non-EOS candidates continue.
+        go_s, go_pos = top_s.masked_fill(is_eos, float("-inf")).topk(K, dim=-1)
+        go_beam, go_tok = top_beam.gather(1, go_pos), top_tok.gather(1, go_pos)
+        flat = (torch.arange(n, device=device)[:, None] * K + go_beam).view(-1)
+        seqs = torch.cat([seqs[flat], go_tok.view(-1, 1)], dim=1)  # (n*K, t+1)
+        state, tokens, scores = state.select(flat), go_tok.view(-1), go_s
+
+        # At its length limit a sentence finishes its live beams as they are.
+        at_limit = t + 1 >= max_len[alive]  # (n,)
+        for i in at_limit.nonzero()[:, 0].tolist():
+            sent = finished[int(alive[i])]
+            for j in range(K - len(sent)):
+                if scores[i, j] > float("-inf"):
+                    sent.append((seqs[i * K + j].tolist(), float(scores[i, j]) / lp))
+        done_t = (n_done >= K) | at_limit
+        if done_t.all():
+            break
+        if done_t.any():
+            keep = (~done_t).nonzero()[:, 0]
+            keep_rows = (keep[:, None] * K + torch.arange(K, device=device)).view(-1)
+            alive, scores, n_done = alive[keep], scores[keep], n_done[keep]
+            seqs, tokens = seqs[keep_rows], tokens[keep_rows]
+            mem, state = mem.select(keep_rows), state.select(keep_rows)
+    return [sorted(h, key=lambda x: -x[1])[:nbest] for h in finished]

@@ -1,0 +1,124 @@
+"""Translate lists of sentences: tokenize, batch by length, search, restore order.
+
+A `Translator` is built from a checkpoint alone (model, config and vocabularies all
+travel inside it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from s2s.config import DecodeConfig
+from s2s.data.vocab import EOS, PAD, Vocab
+from s2s.decode.search import beam_search, greedy_search
+from s2s.errors import S2SError
+from s2s.models.seq2seq import Seq2Seq
+
+__all__ = ["Translator", "autocast_for"]
+
+
+def autocast_for(device: torch.device, precision: str):
+    """The autocast context for a precision name on a device (fp32: none)."""
+    if precision == "fp32":
+        return nullcontext()
+    if precision == "fp16" and device.type != "cuda":
+        raise S2SError("precision fp16 needs a CUDA device; use bf16 on the CPU")
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+class Translator:
+    def __init__(
+        self,
+        model: Seq2Seq,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        cfg: DecodeConfig,
+        device: torch.device,
+        precision: str = "fp32",
+    ):
+        self.model = model.to(device).eval()
+        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.cfg, self.device, self.precision = cfg, device, precision
+
+    def _batches(self, lengths: np.ndarray) -> Iterator[np.ndarray]:
+        """Longest first, at most `batch_tokens` padded source tokens per batch."""
+        order = np.argsort(-lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])
+            size = max(1, self.cfg.batch_tokens // max(longest, 1))
+            yield order[start : start + size]
+            start += size
+
+    def translate(
+        self, lines: list[str], first_line: int = 1, source: str = "<input>"
+    ) -> list[list[tuple[str, float]]]:
+        """Translate `lines`; each gets `nbest` (text, score) pairs, best first.
+
+        Empty lines translate to an empty line. `first_line` and `source` only serve
+        error messages about overlong inputs.
+        """
+        ids = [seq + [EOS] for seq in self.src_vocab.encode(lines)]
+        for k, seq in enumerate(ids):
+            if len(seq) > self.cfg.max_input_tokens:
+                raise S2SError(
+                    f"{source}:{first_line + k}: input is {len(seq)} tokens long, over "
+                    f"decode.max_input_tokens={self.cfg.max_input_tokens}"
+                )
+        results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
+        todo = np.array([k for k, line in enumerate(lines) if line], dtype=np.int64)
+        if len(todo) == 0:
+            return results
+        lengths = np.array([len(ids[k]) for k in todo])
+        amp = autocast_for(self.device, self.precision)
+        for batch in self._batches(lengths):
+            seqs = [ids[todo[b]] for b in batch]
+            hyps = self._search(seqs, amp)
+            for b, nbest in zip(batch, hyps, strict=True):
+                texts = self.tgt_vocab.decode([h[0] for h in nbest])
+                results[todo[b]] = [
+                    (t, h[1]) for t, h in zip(texts, nbest, strict=True)
+                ]
+        return results
+
+    def _search(
+        self, seqs: list[list[int]], amp
+    ) -> list[list[tuple[list[int], float]]]:
+        lens = torch.tensor([len(s) for s in seqs])
+        src = torch.full((len(seqs), int(lens.max())), PAD, dtype=torch.long)
+        for i, s in enumerate(seqs):
+            src[i, : len(s)] = torch.tensor(s)
+        max_len = (lens.float() * self.cfg.max_len_ratio).long() + self.cfg.max_len_a
+        src = src.to(self.device)
+        with amp:
+            if self.cfg.beam == 1:
+                return [[h] for h in greedy_search(self.model, src, lens, max_len)]
+            return beam_search(
+                self.model,
+                src,
+                lens,
+                max_len,
+                beam=self.cfg.beam,
+                lenpen=self.cfg.lenpen,
+                nbest=self.cfg.nbest,
+            )
+
+    def translate_stream(
+        self, lines: Iterable[str], block: int = 2000, source: str = "<input>"
+    ) -> Iterator[list[tuple[str, float]]]:
+        """Translate an iterable in blocks, yielding results in input order."""
+        buf: list[str] = []
+        first = 1
+        for line in lines:
+            buf.append(line)
+            if len(buf) == block:
+                yield from self.translate(buf, first, source)
+                first += len(buf)
+                buf = []
+        if buf:
+            yield from self.translate(buf, first, source)

@@ -1,0 +1,169 @@
+"""Attention LSTM decoder: one `step` for search, one `forward` for training.
+
+Shapes: B batch, T target steps, S memory steps, E memory size, H hidden size,
+V vocabulary. Per step (Luong et al., 2015):
+
+    x_t  = [emb(y_{t-1}); a_{t-1} if input feeding]
+    s_t  = LSTM(x_t, s_{t-1})
+    c_t  = attention(s_t, memory)
+    a_t  = tanh(W [c_t; s_t])              the attentional vector
+    p_t  = softmax(W_out a_t)
+
+Without input feeding x_t does not depend on a_{t-1}, so `forward` runs the whole
+target through one (cuDNN) LSTM call and attends for all steps in one batched
+product: the fast training path. With input feeding it loops over `step`'s parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from s2s.models.attention import Attention
+
+__all__ = ["AttentionDecoder", "DecoderState", "Memory"]
+
+
+@dataclass
+class Memory:
+    """Encoder outputs prepared for attention, computed once per sentence."""
+
+    keys: torch.Tensor  # (B, S, Q) projected keys
+    values: torch.Tensor  # (B, S, E) encoder outputs
+    mask: torch.Tensor  # (B, S) True on real steps
+
+    def select(self, idx: torch.Tensor) -> Memory:
+        return Memory(self.keys[idx], self.values[idx], self.mask[idx])
+
+
+@dataclass
+class DecoderState:
+    h: torch.Tensor  # (L, B, H)
+    c: torch.Tensor  # (L, B, H)
+    feed: torch.Tensor  # (B, H) previous attentional vector (zeros without feeding)
+
+    def select(self, idx: torch.Tensor) -> DecoderState:
+        return DecoderState(self.h[:, idx], self.c[:, idx], self.feed[idx])
+
+    def detach(self) -> DecoderState:
+        return DecoderState(self.h.detach(), self.c.detach(), self.feed.detach())
+
+
+class AttentionDecoder(nn.Module):
+    """LSTM decoder with attention over an encoder memory.
+
+    Args:
+        vocab_size: V.
+        emb_dim: target embedding size.
+        hidden_size: H, decoder LSTM and attentional vector size.
+        memory_size: E, encoder output size.
+        num_layers: stacked LSTM layers.
+        attention: "dot", "general" or "mlp".
+        input_feed: feed a_{t-1} into the LSTM input.
+        dropout: on embeddings, between layers and on a_t.
+        tie_embeddings: output layer shares the embedding matrix (a projection
+            H -> emb_dim is added when they differ).
+        padding_idx: the pad token id.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_dim: int,
+        hidden_size: int,
+        memory_size: int,
+        num_layers: int,
+        attention: str,
+        input_feed: bool,
+        dropout: float,
+        tie_embeddings: bool,
+        padding_idx: int = 0,
+    ):
+        super().__init__()
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.input_feed = input_feed
+        self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=padding_idx)
+        self.dropout = nn.Dropout(dropout)
+        # Bridge: the encoder's final state -> initial (h, c) of every layer.
+        self.bridge = nn.Linear(memory_size, 2 * num_layers * hidden_size)
+        self.lstm = nn.LSTM(
+            emb_dim + (hidden_size if input_feed else 0),
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.attention = Attention(attention, hidden_size, memory_size)
+        self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)
+        out_dim = hidden_size
+        self.out_proj = None
+        if tie_embeddings and emb_dim != hidden_size:
+            self.out_proj = nn.Linear(hidden_size, emb_dim, bias=False)
+            out_dim = emb_dim
+        self.output = nn.Linear(out_dim, vocab_size)
+        if tie_embeddings:
+            self.output.weight = self.embed.weight
+
+    def prepare(
+        self, memory: torch.Tensor, lengths: torch.Tensor, final: torch.Tensor
+    ) -> tuple[Memory, DecoderState]:
+        """memory (B, S, E), lengths (B,), final (B, E) encoder summary ->
+        attention memory and the initial state."""
+        mask = (
+            torch.arange(memory.size(1), device=memory.device)[None, :]
+            < lengths.to(memory.device)[:, None]
+        )  # (B, S)
+        B = memory.size(0)
+        hc = torch.tanh(self.bridge(final))  # (B, 2 * L * H)
+        h, c = hc.view(B, 2, self.num_layers, self.hidden_size).permute(1, 2, 0, 3)
+        feed = memory.new_zeros(B, self.hidden_size)
+        mem = Memory(self.attention.project_keys(memory), memory, mask)
+        return mem, DecoderState(h.contiguous(), c.contiguous(), feed)
+
+    def _attend(
+        self, s: torch.Tensor, mem: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """s (B, T, H) -> attentional vectors a (B, T, H), weights (B, T, S)."""
+        context, weights = self.attention(s, mem.keys, mem.values, mem.mask)
+        a = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))  # (B, T, H)
+        return a, weights
+
+    def forward(
+        self, tokens: torch.Tensor, state: DecoderState, mem: Memory
+    ) -> tuple[torch.Tensor, DecoderState]:
+        """Teacher forcing: tokens (B, T) -> attentional vectors (B, T, H), state."""
+        x = self.dropout(self.embed(tokens))  # (B, T, emb)
+        if not self.input_feed:
+            s, (h, c) = self.lstm(x, (state.h, state.c))  # s: (B, T, H)
+            a, _ = self._attend(s, mem)
+            return a, DecoderState(h, c, a[:, -1])
+        outs = []
+        h, c, feed = state.h, state.c, state.feed
+        for t in range(tokens.size(1)):
+            inp = torch.cat([x[:, t], feed], dim=-1).unsqueeze(1)  # (B, 1, emb + H)
+            s, (h, c) = self.lstm(inp, (h, c))  # (B, 1, H)
+            a, _ = self._attend(s, mem)
+            feed = a[:, 0]
+            outs.append(a)
+        return torch.cat(outs, dim=1), DecoderState(h, c, feed)
+
+    def logits(self, a: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors (..., H) -> unnormalised scores (..., V)."""
+        a = self.dropout(a)
+        if self.out_proj is not None:
+            a = self.out_proj(a)
+        return self.output(a)
+
+    def step(
+        self, tokens: torch.Tensor, state: DecoderState, mem: Memory
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """One step for search: tokens (B,) -> log-probs (B, V), state, attn (B, S)."""
+        x = self.embed(tokens).unsqueeze(1)  # (B, 1, emb)
+        if self.input_feed:
+            x = torch.cat([x, state.feed.unsqueeze(1)], dim=-1)
+        s, (h, c) = self.lstm(x, (state.h, state.c))  # (B, 1, H)
+        a, weights = self._attend(s, mem)
+        logp = torch.log_softmax(self.logits(a[:, 0]).float(), dim=-1)  # (B, V)
+        return logp, DecoderState(h, c, a[:, 0]), weights[:, 0]

@@ -1,0 +1,127 @@
+"""The encoder-decoder model, its loss, and `build_model(cfg)`.
+
+The model returns outputs and losses only; search lives in `s2s.decode`, the training
+loop in `s2s.train`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from s2s.config import ModelConfig
+from s2s.data.vocab import PAD
+from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
+from s2s.models.encoder import RNNEncoder
+
+__all__ = ["Seq2Seq", "build_model", "token_loss"]
+
+
+def token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+) -> torch.Tensor:
+    """Summed label-smoothed cross-entropy over non-pad targets.
+
+    logits (B, T, V) in any precision; the softmax runs in fp32.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=PAD,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
+
+
+class Seq2Seq(nn.Module):
+    """Source embeddings -> BiLSTM encoder -> attention LSTM decoder."""
+
+    def __init__(
+        self,
+        src_embed: nn.Embedding,
+        encoder: RNNEncoder,
+        decoder: AttentionDecoder,
+        label_smoothing: float = 0.0,
+    ):
+        super().__init__()
+        self.src_embed = src_embed
+        self.encoder = encoder
+        self.decoder = decoder
+        self.label_smoothing = label_smoothing
+
+    def encode(
+        self, src: torch.Tensor, src_lens: torch.Tensor
+    ) -> tuple[Memory, DecoderState]:
+        """src (B, S), src_lens (B,) -> attention memory, initial decoder state."""
+        out, lens, (h, _) = self.encoder(self.src_embed(src), src_lens)  # (B, S, E)
+        return self.decoder.prepare(out, lens, h)
+
+    def forward(
+        self, src: torch.Tensor, src_lens: torch.Tensor, tgt_in: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V)."""
+        mem, state = self.encode(src, src_lens)
+        a, _ = self.decoder(tgt_in, state, mem)
+        return self.decoder.logits(a)
+
+    def loss(
+        self,
+        src: torch.Tensor,
+        src_lens: torch.Tensor,
+        tgt_in: torch.Tensor,
+        tgt_out: torch.Tensor,
+    ) -> torch.Tensor:
+        """Summed label-smoothed loss over the batch's target tokens."""
+        logits = self.forward(src, src_lens, tgt_in)
+        return token_loss(logits, tgt_out, self.label_smoothing)
+
+
+def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
+    """Turn the model section of the config into modules."""
+    if cfg.task != "translation":
+        raise ValueError(f"unsupported task {cfg.task!r}")
+    encoder = RNNEncoder(
+        input_size=cfg.emb_dim,
+        hidden_size=cfg.enc_hidden_size,
+        num_layers=cfg.enc_layers,
+        dropout=cfg.dropout,
+    )
+    decoder = AttentionDecoder(
+        vocab_size=tgt_vocab,
+        emb_dim=cfg.emb_dim,
+        hidden_size=cfg.hidden_size,
+        memory_size=encoder.output_size,
+        num_layers=cfg.dec_layers,
+        attention=cfg.attention,
+        input_feed=cfg.input_feed,
+        dropout=cfg.dropout,
+        tie_embeddings=cfg.tie_embeddings,
+        padding_idx=PAD,
+    )
+    model = Seq2Seq(
+        src_embed=nn.Embedding(src_vocab, cfg.emb_dim, padding_idx=PAD),
+        encoder=encoder,
+        decoder=decoder,
+        label_smoothing=cfg.label_smoothing,
+    )
+    _init(model)
+    return model
+
+
+def _init(model: nn.Module) -> None:
+    """PyTorch's defaults (scaled to each layer's size) for LSTMs and linear layers;
+    embeddings N(0, 1/emb_dim) so tied output scores start moderate; forget-gate
+    biases summing to 1 so early gradients flow through time."""
+    for m in model.modules():
+        if isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, m.embedding_dim**-0.5)
+            if m.padding_idx is not None:
+                with torch.no_grad():
+                    m.weight[m.padding_idx].zero_()
+        elif isinstance(m, nn.LSTM):
+            for name, p in m.named_parameters():
+                if name.startswith("bias"):
+                    n = p.size(0) // 4
+                    with torch.no_grad():
+                        p[n : 2 * n].fill_(0.5)  # bias_ih + bias_hh = 1

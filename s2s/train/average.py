@@ -1,0 +1,38 @@
+"""Checkpoint averaging (`s2s average`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from s2s.errors import S2SError
+from s2s.train.checkpoint import load_checkpoint, numbered_checkpoints, save_checkpoint
+
+__all__ = ["average_checkpoints"]
+
+
+def average_checkpoints(run: str | Path, out: str | Path, last: int) -> list[Path]:
+    """Average the model parameters of the last `last` step-N.pt files of `run`.
+
+    The result keeps the newest checkpoint's config and vocabularies and no optimizer
+    state: it is for decoding. Returns the files used.
+    """
+    paths = numbered_checkpoints(run)[-last:]
+    if not paths:
+        raise S2SError(f"{run}: no step-N.pt checkpoints to average")
+    total: dict[str, torch.Tensor] = {}
+    newest = None
+    for p in paths:
+        ckpt = load_checkpoint(p)
+        if newest is not None and ckpt["vocab"] != newest["vocab"]:
+            raise S2SError(f"{p}: different vocabulary from {paths[-1]}")
+        for k, v in ckpt["model"].items():
+            if k in total and total[k].shape != v.shape:
+                raise S2SError(f"{p}: parameter {k} has another shape")
+            total[k] = total.get(k, 0) + v.double()
+        newest = ckpt
+    model = {k: (v / len(paths)).to(newest["model"][k].dtype) for k, v in total.items()}
+    keep = {k: newest[k] for k in ("config", "vocab", "data_meta", "state")}
+    save_checkpoint(out, {**keep, "model": model, "averaged": [p.name for p in paths]})
+    return paths
