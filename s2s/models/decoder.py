@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from s2s.models.attention import Attention
+from s2s.models.encoder import cpu_autocast_cast
 
 __all__ = ["AttentionDecoder", "DecoderState", "Memory"]
 
@@ -136,13 +137,15 @@ class AttentionDecoder(nn.Module):
         """Teacher forcing: tokens (B, T) -> attentional vectors (B, T, H), state."""
         x = self.dropout(self.embed(tokens))  # (B, T, emb)
         if not self.input_feed:
-            s, (h, c) = self.lstm(x, (state.h, state.c))  # s: (B, T, H)
+            x, h0, c0 = cpu_autocast_cast(x, state.h, state.c)
+            s, (h, c) = self.lstm(x, (h0, c0))  # s: (B, T, H)
             a, _ = self._attend(s, mem)
             return a, DecoderState(h, c, a[:, -1])
         outs = []
         h, c, feed = state.h, state.c, state.feed
         for t in range(tokens.size(1)):
             inp = torch.cat([x[:, t], feed], dim=-1).unsqueeze(1)  # (B, 1, emb + H)
+            inp, h, c = cpu_autocast_cast(inp, h, c)
             s, (h, c) = self.lstm(inp, (h, c))  # (B, 1, H)
             a, _ = self._attend(s, mem)
             feed = a[:, 0]
@@ -163,7 +166,8 @@ class AttentionDecoder(nn.Module):
         x = self.embed(tokens).unsqueeze(1)  # (B, 1, emb)
         if self.input_feed:
             x = torch.cat([x, state.feed.unsqueeze(1)], dim=-1)
-        s, (h, c) = self.lstm(x, (state.h, state.c))  # (B, 1, H)
+        x, h0, c0 = cpu_autocast_cast(x, state.h, state.c)
+        s, (h, c) = self.lstm(x, (h0, c0))  # (B, 1, H)
         a, weights = self._attend(s, mem)
         logp = torch.log_softmax(self.logits(a[:, 0]).float(), dim=-1)  # (B, V)
         return logp, DecoderState(h, c, a[:, 0]), weights[:, 0]

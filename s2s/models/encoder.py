@@ -11,7 +11,19 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["RNNEncoder"]
+__all__ = ["RNNEncoder", "cpu_autocast_cast"]
+
+
+def cpu_autocast_cast(*xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Under CPU autocast, cast LSTM inputs and states to the autocast dtype.
+
+    oneDNN's LSTM under CPU autocast rejects fp32 inputs ("could not create a
+    primitive descriptor"), while CUDA autocast casts them itself.
+    """
+    if not xs or xs[0].device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return xs
+    dtype = torch.get_autocast_dtype("cpu")
+    return tuple(x.to(dtype) for x in xs)
 
 
 class RNNEncoder(nn.Module):
@@ -49,7 +61,7 @@ class RNNEncoder(nn.Module):
         self, x: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         total = x.size(1)
-        x = self.dropout(x)  # (B, S, F)
+        (x,) = cpu_autocast_cast(self.dropout(x))  # (B, S, F)
         packed = pack_padded_sequence(
             x, lengths.cpu(), batch_first=True, enforce_sorted=False
         )

@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from s2s.config import ModelConfig
+from s2s.data.vocab import BOS, EOS
+from s2s.models.encoder import RNNEncoder
+from s2s.models.seq2seq import build_model
+
+V = 23
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    cfg = ModelConfig(emb_dim=8, enc_hidden_size=6, hidden_size=12, dropout=0.0, **kw)
+    return build_model(cfg, V, V).eval()
+
+
+def _batch(B=4, S=7, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, V, (B, S), generator=g)
+    lens = torch.randint(2, S + 1, (B,), generator=g)
+    lens[0] = S
+    for i, n in enumerate(lens):
+        src[i, n - 1] = EOS
+        src[i, n:] = 0
+    tgt = torch.randint(4, V, (B, T), generator=g)
+    tgt_in = torch.cat([torch.full((B, 1), BOS), tgt[:, :-1]], dim=1)
+    return src, lens, tgt_in, tgt
+
+
+def test_encoder_is_padding_invariant():
+    torch.manual_seed(0)
+    enc = RNNEncoder(input_size=5, hidden_size=4, num_layers=2).eval()
+    x = torch.randn(3, 9, 5)
+    lens = torch.tensor([9, 4, 6])
+    out, _, (h, _) = enc(x, lens)
+    assert out.shape == (3, 9, 8) and h.shape == (3, 8)
+    for i, n in enumerate(lens.tolist()):
+        one, _, (h1, _) = enc(x[i : i + 1, :n], lens[i : i + 1])
+        torch.testing.assert_close(out[i, :n], one[0])
+        torch.testing.assert_close(h[i], h1[0])
+        assert out[i, n:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
+@pytest.mark.parametrize("input_feed", [False, True])
+def test_teacher_forcing_equals_stepping(attention, input_feed):
+    """The fast whole-sequence path and the one-step path compute the same thing."""
+    model = _model(attention=attention, input_feed=input_feed, tie_embeddings=False)
+    src, lens, tgt_in, _ = _batch()
+    with torch.no_grad():
+        logits = model(src, lens, tgt_in).log_softmax(-1)  # (B, T, V)
+        mem, state = model.encode(src, lens)
+        for t in range(tgt_in.size(1)):
+            logp, state, attn = model.decoder.step(tgt_in[:, t], state, mem)
+            torch.testing.assert_close(logp, logits[:, t], atol=1e-5, rtol=1e-5)
+            assert torch.all(attn[torch.arange(4)[:, None], torch.arange(7)] >= 0)
+            # no attention on padding
+            for i, n in enumerate(lens.tolist()):
+                assert attn[i, n:].sum() == 0
+
+
+def test_tied_embeddings_share_the_matrix():
+    model = _model(tie_embeddings=True)
+    assert model.decoder.output.weight is model.decoder.embed.weight
+    assert model.decoder.out_proj is not None  # emb 8 != hidden 12
+
+
+def test_overfits_one_batch():
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        emb_dim=16, enc_hidden_size=16, hidden_size=32, dropout=0.0, label_smoothing=0.0
+    )
+    model = build_model(cfg, V, V)
+    src, lens, tgt_in, tgt_out = _batch(B=6)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = model.loss(src, lens, tgt_in, tgt_out) / tgt_out.numel()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    with torch.no_grad():
+        assert torch.equal(model(src, lens, tgt_in).argmax(-1), tgt_out)
