@@ -4,9 +4,9 @@ from s2s.metrics import bleu_chrf, error_rate, wer_cer
 
 
 def test_error_rate_counts_operations():
-    r = error_rate("a b c d".split(), "a x c d e".split())
+    r = error_rate(["a", "b", "c", "d"], ["a", "x", "c", "d", "e"])
     assert (r.substitutions, r.deletions, r.insertions, r.ref_length) == (1, 0, 1, 4)
-    r = error_rate("a b c".split(), "a c".split())
+    r = error_rate(["a", "b", "c"], ["a", "c"])
     assert (r.substitutions, r.deletions, r.insertions) == (0, 1, 0)
     assert error_rate([], ["x"]).insertions == 1
 
