@@ -87,9 +87,10 @@ def make_batches(
 ) -> list[np.ndarray]:
     """Group sentence indices into batches of at most `batch_tokens` padded tokens.
 
-    Sentences are sorted by (source, target) length with a seeded random tie-break,
-    so each batch holds similar lengths (little padding); the batch order is then
-    shuffled. A sentence longer than `batch_tokens` gets a batch of its own.
+    Sentences are sorted by (target, source) length with a seeded random tie-break,
+    so each batch holds similar lengths; target first, because target padding costs
+    in the decoder while the packed encoder skips source padding. The batch order is
+    then shuffled. A sentence longer than `batch_tokens` gets a batch of its own.
     """
     n = len(src_lens)
     # +1: the target gains BOS (input) / EOS (output) when collated.
@@ -97,9 +98,9 @@ def make_batches(
     if shuffle:
         rng = np.random.default_rng([seed, epoch])
         tie = rng.permutation(n)
-        order = np.lexsort((tie, tgt_lens, src_lens))
+        order = np.lexsort((tie, src_lens, tgt_lens))
     else:
-        order = np.lexsort((tgt_lens, src_lens))
+        order = np.lexsort((src_lens, tgt_lens))
     batches, start, longest = [], 0, 0
     for i, idx in enumerate(order):
         longest_if = max(longest, int(size[idx]))

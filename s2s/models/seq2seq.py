@@ -73,8 +73,19 @@ class Seq2Seq(nn.Module):
         tgt_out: torch.Tensor,
     ) -> torch.Tensor:
         """Summed label-smoothed loss over the batch's target tokens."""
-        logits = self.forward(src, src_lens, tgt_in)
-        return token_loss(logits, tgt_out, self.label_smoothing)
+        mem, state = self.encode(src, src_lens)
+        a, _ = self.decoder(tgt_in, state, mem)
+        return self.output_loss(a, tgt_out)
+
+    def output_loss(self, a: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
+        """Attentional vectors a (B, T, H) -> summed loss against tgt_out (B, T).
+
+        Only real target positions go through the output layer: over a large
+        vocabulary it is the costliest layer, and padding would waste it.
+        """
+        keep = tgt_out != PAD  # (B, T)
+        logits = self.decoder.logits(a[keep])  # (N, V)
+        return token_loss(logits, tgt_out[keep], self.label_smoothing)
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:

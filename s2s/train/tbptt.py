@@ -19,7 +19,7 @@ from contextlib import nullcontext
 import torch
 
 from s2s.models.decoder import DecoderState, Memory
-from s2s.models.seq2seq import Seq2Seq, token_loss
+from s2s.models.seq2seq import Seq2Seq
 
 __all__ = ["forward_backward"]
 
@@ -67,9 +67,7 @@ def forward_backward(
         b = min(a + tbptt_steps, T)
         with amp:
             out, state = model.decoder(tgt_in[:, a:b], state, mem_l)
-            loss = token_loss(
-                model.decoder.logits(out), tgt_out[:, a:b], model.label_smoothing
-            )
+            loss = model.output_loss(out, tgt_out[:, a:b])
         backward(loss * scale)
         total += float(loss.detach())
         state = state.detach()
