@@ -108,6 +108,71 @@ def prep_text_cmd(
     prep_text(opts, out, log=lambda m: typer.echo(m, err=True))
 
 
+class Features(str, Enum):
+    fbank = "fbank"
+    melspec = "melspec"
+
+
+def _speeds(text: str | None) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",")) if text else ()
+    except ValueError:
+        raise S2SError(
+            f"--speed-perturb expects factors like 0.9,1.1, got {text!r}"
+        ) from None
+
+
+@prep_app.command("speech")
+@friendly
+def prep_speech_cmd(
+    train: Annotated[
+        str, typer.Option(help="Training manifest (id path duration text)")
+    ],
+    valid: Annotated[str, typer.Option(help="Validation manifest")],
+    out: Annotated[Path, typer.Option(help="Output directory")],
+    test: Annotated[str | None, typer.Option(help="Test manifest")] = None,
+    vocab_size: Annotated[int, typer.Option(help="SentencePiece pieces")] = 1000,
+    chars: Annotated[
+        bool, typer.Option(help="A character vocabulary instead of pieces")
+    ] = False,
+    features: Annotated[Features, typer.Option(help="Log-mel implementation")] = (
+        Features.fbank
+    ),
+    num_mels: Annotated[int, typer.Option(help="Mel bins per frame")] = 80,
+    sample_rate: Annotated[
+        int, typer.Option(help="Audio is resampled to this")
+    ] = 16000,
+    max_seconds: Annotated[
+        float, typer.Option(help="Drop (and count) longer training utterances")
+    ] = 30.0,
+    skip_bad: Annotated[
+        bool,
+        typer.Option(help="Skip (and count) utterances whose audio cannot be used"),
+    ] = False,
+    speed_perturb: Annotated[
+        str | None,
+        typer.Option(help="Extra training copies at these speeds, e.g. 0.9,1.1"),
+    ] = None,
+) -> None:
+    """Compute log-mel features, CMVN statistics and a vocabulary from manifests."""
+    from s2s.data.prep_speech import SpeechPrepOptions, prep_speech
+
+    opts = SpeechPrepOptions(
+        train=train,
+        valid=valid,
+        test=test,
+        vocab_size=vocab_size,
+        chars=chars,
+        features=features.value,
+        num_mels=num_mels,
+        sample_rate=sample_rate,
+        max_seconds=max_seconds,
+        skip_bad=skip_bad,
+        speed_perturb=_speeds(speed_perturb),
+    )
+    prep_speech(opts, out, log=lambda m: typer.echo(m, err=True))
+
+
 @app.command()
 @friendly
 def train(
@@ -160,6 +225,54 @@ def translate(
         batch_tokens=batch_tokens,
         device=device,
         precision=precision,
+    )
+
+
+@app.command()
+@friendly
+def transcribe(
+    checkpoint: Annotated[Path, typer.Option(help="CTC checkpoint (.pt)")],
+    audio: Annotated[
+        list[str] | None,
+        typer.Argument(help="Audio files (WAV, FLAC, Ogg); - reads paths from stdin"),
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="TSV manifest: id, path, duration (text unused)")
+    ] = None,
+    output: Annotated[str, typer.Option(help="Output file, - for stdout")] = "-",
+    beam: Annotated[
+        int | None, typer.Option(help="CTC prefix beam size (1: greedy)")
+    ] = None,
+    chunk_seconds: Annotated[
+        float | None, typer.Option(help="Encode longer audio in windows of this")
+    ] = None,
+    chunk_overlap: Annotated[
+        float | None, typer.Option(help="Seconds shared by neighbouring windows")
+    ] = None,
+    batch_tokens: Annotated[
+        int | None, typer.Option(help="Feature frames per batch (100 a second)")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default)")
+    ] = 0,
+) -> None:
+    """Transcribe audio with a CTC checkpoint: id, tab, text per file."""
+    from s2s.decode.run import transcribe_files
+
+    transcribe_files(
+        checkpoint,
+        audio or [],
+        manifest,
+        output,
+        beam=beam,
+        chunk_seconds=chunk_seconds,
+        chunk_overlap=chunk_overlap,
+        batch_tokens=batch_tokens,
+        device=device,
+        precision=precision,
+        threads=threads,
     )
 
 

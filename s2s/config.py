@@ -39,16 +39,24 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    task: Literal["translation"] = _f(
-        "translation", "what the model learns: translation (text to text)"
+    task: Literal["translation", "ctc"] = _f(
+        "translation",
+        "what the model learns: translation (text to text, attention decoder) or "
+        "ctc (speech to text, CTC output layer over the encoder)",
     )
-    emb_dim: int = _f(256, "token embedding size (source and target)")
+    emb_dim: int = _f(
+        256,
+        "encoder input size: token embeddings (translation, source and target) or "
+        "the subsampled speech frames' projection (ctc)",
+    )
     enc_hidden_size: int = _f(
         256, "encoder LSTM size per direction; encoder outputs are twice this"
     )
-    hidden_size: int = _f(512, "decoder LSTM size (and attentional vector size)")
+    hidden_size: int = _f(
+        512, "decoder LSTM size (and attentional vector size); translation only"
+    )
     enc_layers: int = _f(2, "bidirectional LSTM layers in the encoder")
-    dec_layers: int = _f(1, "LSTM layers in the decoder")
+    dec_layers: int = _f(1, "LSTM layers in the decoder; translation only")
     attention: Literal["dot", "general", "mlp"] = _f(
         "general",
         "dot and general: Luong; mlp: Bahdanau. dot needs "
@@ -66,6 +74,29 @@ class ModelConfig:
         "is added when emb_dim != hidden_size)",
     )
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
+    num_mels: int = _f(
+        80, "ctc: log-mel bins per frame; must match `s2s prep speech --num-mels`"
+    )
+    subsample: Literal["conv", "stack"] = _f(
+        "conv",
+        "ctc: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
+        "convolutions, or 4 stacked frames and a linear layer (cheapest)",
+    )
+    subsample_channels: int = _f(
+        0, "ctc: channels of the conv subsampler (0: emb_dim); they cost much on CPUs"
+    )
+    specaugment: bool = _f(
+        True, "ctc: SpecAugment frequency and time masks on training batches"
+    )
+    freq_masks: int = _f(2, "ctc SpecAugment: frequency masks per utterance")
+    freq_width: int = _f(27, "ctc SpecAugment: widest frequency mask, in mel bins")
+    time_masks: int = _f(2, "ctc SpecAugment: time masks per utterance")
+    time_width_ratio: float = _f(
+        0.05, "ctc SpecAugment: widest time mask as a fraction of the utterance"
+    )
+    max_time_width: int = _f(
+        40, "ctc SpecAugment: widest time mask in frames (0: no cap)"
+    )
 
 
 @dataclass
@@ -74,7 +105,9 @@ class TrainConfig:
     max_epochs: int = _f(0, "stop after this many epochs (0: no limit)")
     max_minutes: float = _f(0.0, "stop after this much wall-clock time (0: no limit)")
     batch_tokens: int = _f(
-        4096, "tokens per batch, counted with padding on the longer side"
+        4096,
+        "tokens per batch, counted with padding on the longer side (ctc: input "
+        "feature frames, 100 a second)",
     )
     accum_steps: int = _f(1, "batches whose gradients add up into one step")
     lr: float = _f(1e-3, "peak learning rate (AdamW)")
@@ -100,12 +133,18 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N")
     seed: int = _f(1, "seed for initialisation, batch order and dropout")
     valid_every: int = _f(1000, "validate every this many steps (and at the end)")
-    valid_bleu: bool = _f(True, "also decode the validation set greedily for BLEU")
-    valid_bleu_sents: int = _f(
-        500, "at most this many validation sentences decoded for BLEU"
+    valid_bleu: bool = _f(
+        True,
+        "also decode the validation set greedily: BLEU and chrF (translation), "
+        "WER and CER (ctc)",
     )
-    select_by: Literal["loss", "bleu"] = _f(
-        "loss", "which validation number picks best.pt and drives early stopping"
+    valid_bleu_sents: int = _f(
+        500, "at most this many validation sentences (utterances) decoded"
+    )
+    select_by: Literal["loss", "bleu", "wer"] = _f(
+        "loss",
+        "which validation number picks best.pt and drives early stopping (bleu: "
+        "translation, wer: ctc)",
     )
     patience: int = _f(
         0, "stop after this many validations without improvement (0: never)"
@@ -123,9 +162,19 @@ class DecodeConfig:
     lenpen: float = _f(0.6, "GNMT length penalty alpha: ((5 + len) / 6) ** alpha")
     max_len_ratio: float = _f(2.0, "output at most ratio * source length + max_len_a")
     max_len_a: int = _f(10, "constant term of the maximum output length")
-    batch_tokens: int = _f(6000, "source tokens per decoding batch")
+    batch_tokens: int = _f(
+        6000, "source tokens per decoding batch (ctc: feature frames, 100 a second)"
+    )
     max_input_tokens: int = _f(
         1024, "inputs longer than this (in subword tokens) are an error"
+    )
+    chunk_seconds: float = _f(
+        30.0,
+        "ctc: audio longer than this is encoded in overlapping windows of this "
+        "length, so memory stays bounded on long files",
+    )
+    chunk_overlap: float = _f(
+        4.0, "ctc: seconds shared by neighbouring windows; stitched at the middle"
     )
 
 
@@ -279,6 +328,7 @@ def validate(cfg: Config) -> None:
         "model.hidden_size": m.hidden_size,
         "model.enc_layers": m.enc_layers,
         "model.dec_layers": m.dec_layers,
+        "model.num_mels": m.num_mels,
         "train.batch_tokens": t.batch_tokens,
         "train.accum_steps": t.accum_steps,
         "train.valid_every": t.valid_every,
@@ -304,6 +354,36 @@ def validate(cfg: Config) -> None:
         )
     if t.tbptt_steps < 0:
         raise S2SError(f"train.tbptt_steps must be >= 0, got {t.tbptt_steps}")
+    for key, value in {
+        "model.subsample_channels": m.subsample_channels,
+        "model.freq_masks": m.freq_masks,
+        "model.freq_width": m.freq_width,
+        "model.time_masks": m.time_masks,
+        "model.max_time_width": m.max_time_width,
+    }.items():
+        if value < 0:
+            raise S2SError(f"{key} must be >= 0, got {value}")
+    if not 0.0 <= m.time_width_ratio <= 1.0:
+        raise S2SError(
+            f"model.time_width_ratio must be in [0, 1], got {m.time_width_ratio}"
+        )
+    if m.task == "ctc" and m.subsample == "conv" and m.num_mels < 7:
+        raise S2SError(
+            f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
+        )
+    if m.task == "ctc" and t.tbptt_steps:
+        raise S2SError("train.tbptt_steps is for translation; set it to 0 for ctc")
+    needs = {"bleu": "translation", "wer": "ctc"}.get(t.select_by)
+    if needs and m.task != needs:
+        raise S2SError(
+            f"train.select_by={t.select_by} needs model.task={needs} "
+            f"(got {m.task}); use loss"
+        )
+    if not 0.0 <= d.chunk_overlap < d.chunk_seconds / 2:
+        raise S2SError(
+            "decode.chunk_overlap must be >= 0 and under half of "
+            f"decode.chunk_seconds, got {d.chunk_overlap} and {d.chunk_seconds}"
+        )
     if d.nbest > d.beam:
         raise S2SError(f"decode.nbest ({d.nbest}) cannot exceed decode.beam ({d.beam})")
 

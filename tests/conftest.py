@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny generated corpus, prepared once per session."""
+"""Shared fixtures: a tiny generated text corpus and a sine-tone speech corpus,
+prepared (and for speech, trained on) once per session."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toy import write_toy_corpus  # noqa: E402
+from toy import write_tone_corpus, write_toy_corpus  # noqa: E402
 
 # One thread: tests are tiny, and spare threads only contend on a 2-core machine.
 torch.set_num_threads(1)
@@ -49,4 +50,55 @@ def toy_bin(toy_raw, tmp_path_factory) -> Path:
         vocab_size=60,
     )
     prep_text(opts, out, log=lambda m: None)
+    return out
+
+
+TINY_CTC = [
+    "model.task=ctc",
+    "model.num_mels=20",
+    "model.emb_dim=32",
+    "model.enc_hidden_size=32",
+    "model.enc_layers=1",
+    "model.subsample=stack",
+    "model.dropout=0.0",
+    "model.specaugment=false",
+    "train.batch_tokens=1500",
+    "train.lr=0.01",
+    "train.warmup_steps=10",
+    "train.valid_every=1000",
+    "train.save_every=1000",
+    "train.log_every=5",
+    "train.threads=1",
+]
+
+
+@pytest.fixture(scope="session")
+def tone_raw(tmp_path_factory) -> Path:
+    return write_tone_corpus(tmp_path_factory.mktemp("tones"))
+
+
+@pytest.fixture(scope="session")
+def tone_bin(tone_raw, tmp_path_factory) -> Path:
+    """The tone corpus through the real `s2s prep speech` command."""
+    from typer.testing import CliRunner
+
+    from s2s.cli import app
+
+    out = tmp_path_factory.mktemp("tone-bin")
+    args = ["prep", "speech", "--train", str(tone_raw / "train.tsv")]
+    args += ["--valid", str(tone_raw / "valid.tsv"), "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--chars", "--num-mels", "20"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def tone_run(tone_bin, tmp_path_factory) -> Path:
+    """A tiny CTC model trained on the tone corpus until it transcribes it."""
+    from s2s.config import load_config
+    from s2s.train.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("tone-run")
+    cfg = load_config(None, [*TINY_CTC, "train.max_steps=80", "train.valid_every=40"])
+    Trainer(cfg, tone_bin, out).run()
     return out

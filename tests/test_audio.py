@@ -108,6 +108,15 @@ def test_manifest_rows_and_relative_paths(tmp_path):
     ]
 
 
+def test_manifest_extra_columns_are_ignored(tmp_path):
+    header = "id\tpath\tduration\ttext\tspeaker\n"
+    path = _manifest(tmp_path, "a\ta.wav\t1.5\thi there\tm\n", header=header)
+    assert read_manifest(path)[0].text == "hi there"
+    bad = _manifest(tmp_path, "a\ta.wav\t1.5\thi\n", header=header)
+    with pytest.raises(S2SError, match=r":2: expected 5 .*speaker\), found 4"):
+        read_manifest(bad)
+
+
 def test_manifest_text_is_optional_for_transcription(tmp_path):
     path = _manifest(tmp_path, "a\ta.wav\t1.0\t\nb\tb.wav\t1.0\n")
     assert [u.text for u in read_manifest(path, require_text=False)] == [None, None]

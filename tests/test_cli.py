@@ -148,3 +148,91 @@ def test_end_to_end_subprocess(toy_raw, tmp_path):
     r = run("translate", "--checkpoint", "run/best.pt", input="eins zwei\n\nrot\n")
     assert r.stdout.count("\n") == 3 and r.stdout.split("\n")[1] == ""
     assert time.time() - t0 < 120
+
+
+# --- speech -----------------------------------------------------------------------
+
+
+def _refs(tone_raw):
+    rows = (tone_raw / "valid.tsv").read_text().splitlines()[1:]
+    return [row.split("\t")[3] for row in rows]
+
+
+def test_transcribe_files_manifest_and_output(tone_run, tone_raw, tmp_path):
+    ckpt = str(tone_run / "best.pt")
+    wav = tone_raw / "wav"
+    refs = _refs(tone_raw)
+    r = runner.invoke(
+        app, ["transcribe", "--checkpoint", ckpt, str(wav / "valid000.wav")]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout == refs[0] + "\n"  # a single file: the text alone
+    assert "real-time factor" in r.stderr
+    files = [str(wav / "valid001.wav"), str(wav / "valid002.wav")]
+    r = runner.invoke(app, ["transcribe", "--checkpoint", ckpt, *files, "--beam", "3"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == [
+        f"{f}\t{t}" for f, t in zip(files, refs[1:3], strict=True)
+    ]
+    out = tmp_path / "hyp.tsv"
+    args = ["--manifest", str(tone_raw / "valid.tsv"), "--output", str(out)]
+    r = runner.invoke(app, ["transcribe", "--checkpoint", ckpt, *args])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == f"valid000\t{refs[0]}" and len(lines) == len(refs)
+
+
+def test_transcribe_errors_are_one_line(tone_run, tone_raw, tmp_path):
+    ckpt = str(tone_run / "best.pt")
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(b"OggS" + bytes(range(256)) * 4)
+    r = runner.invoke(app, ["transcribe", "--checkpoint", ckpt, str(bad)])
+    assert r.exit_code == 1 and "bad.ogg: cannot decode audio" in r.output
+    assert "Traceback" not in r.output
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text(f"id\tpath\tduration\na\t{tone_raw}/wav/valid000.wav\tlong\n")
+    r = runner.invoke(app, ["transcribe", "--checkpoint", ckpt, "--manifest", manifest])
+    assert r.exit_code == 1 and "m.tsv:2: duration must be a positive" in r.output
+    manifest.write_text(
+        f"id\tpath\tduration\na\t{tone_raw}/wav/valid000.wav\t1\nb\t{bad}\t1\n"
+    )
+    r = runner.invoke(app, ["transcribe", "--checkpoint", ckpt, "--manifest", manifest])
+    assert r.exit_code == 1 and "m.tsv:3: " in r.output and "bad.ogg" in r.output
+    r = runner.invoke(app, ["translate", "--checkpoint", ckpt])
+    assert r.exit_code == 1 and "needs a translation model" in r.output
+
+
+def test_prep_speech_bad_manifest_and_audio(tone_raw, tmp_path):
+    base = ["prep", "speech", "--valid", str(tone_raw / "valid.tsv")]
+    base += ["--out", str(tmp_path / "bin")]
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text("id\tpath\tduration\ttext\na\tx.wav\t1.0\n")
+    r = runner.invoke(app, [*base, "--train", str(manifest)])
+    assert r.exit_code == 1 and "train.tsv:2: expected 4 tab-separated" in r.output
+    (tmp_path / "x.wav").write_bytes(b"RIFF0000WAVEfmt garbage")
+    manifest.write_text("id\tpath\tduration\ttext\na\tx.wav\t1.0\tab\n")
+    r = runner.invoke(app, [*base, "--train", str(manifest)])
+    assert r.exit_code == 1 and "train.tsv:2: " in r.output and "x.wav" in r.output
+    assert "--skip-bad" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, [*base, "--train", str(manifest), "--skip-bad"])
+    assert r.exit_code == 1 and "no usable training utterances" in r.output
+
+
+def test_transcribe_subprocess_stdin(tone_run, tone_raw):
+    """`s2s transcribe -` reads audio paths from stdin, in a real process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    paths = [str(tone_raw / "wav" / f"valid00{k}.wav") for k in range(3)]
+    r = subprocess.run(
+        [sys.executable, "-m", "s2s", "transcribe", "--checkpoint"]
+        + [str(tone_run / "best.pt"), "-", "--beam", "1"],
+        input="\n".join(paths) + "\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    refs = _refs(tone_raw)[:3]
+    assert r.stdout.splitlines() == [
+        f"{p}\t{t}" for p, t in zip(paths, refs, strict=True)
+    ]
+    assert "transcribed 3 files" in r.stderr and "real-time factor" in r.stderr

@@ -5,6 +5,7 @@ MP3 codecs, so no ffmpeg is needed), mixed down to mono and resampled with
 `torchaudio.functional.resample`.
 
 A manifest is a UTF-8 TSV file whose header line is ``id path duration text``
+(more columns may follow; they are ignored)
 (tab-separated); relative audio paths are resolved against the manifest's directory.
 A manifest for transcription only may leave the text empty or drop the column.
 """
@@ -23,7 +24,7 @@ import torchaudio
 
 from s2s.errors import S2SError, where
 
-__all__ = ["Utterance", "load_audio", "read_manifest"]
+__all__ = ["Utterance", "audio_seconds", "load_audio", "read_manifest"]
 
 _COLUMNS = ("id", "path", "duration", "text")
 
@@ -58,12 +59,7 @@ def load_audio(
         S2SError: the file is missing, empty, cannot be decoded, holds non-finite
             samples, or is longer than `max_seconds`; the message names the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        reason = "is a directory" if path.is_dir() else "file not found"
-        raise S2SError(f"{where(path)}: {reason}")
-    if path.stat().st_size == 0:
-        raise S2SError(f"{where(path)}: empty file (0 bytes)")
+    path = _check_file(path)
     try:
         # The header is read first so an overlong file fails before it is decoded.
         info = soundfile.info(str(path))
@@ -74,10 +70,8 @@ def load_audio(
                 f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
             )
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.SoundFileError, OSError, ValueError) as err:
-        # libsndfile's message repeats the path: "Error opening 'x.ogg': <reason>".
-        reason = re.sub(r"^Error opening .*?: ", "", str(err))
-        raise S2SError(f"{where(path)}: cannot decode audio ({reason})") from err
+    except _DECODE_ERRORS as err:
+        raise _decode_error(path, err) from err
     if data.shape[0] == 0:
         raise S2SError(f"{where(path)}: empty audio (0 samples)")
 
@@ -89,6 +83,39 @@ def load_audio(
     return wave.contiguous()
 
 
+def audio_seconds(path: str | os.PathLike[str]) -> float:
+    """The duration of an audio file from its header, without decoding it.
+
+    Raises:
+        S2SError: as `load_audio` does for missing, empty or unreadable files.
+    """
+    path = _check_file(path)
+    try:
+        info = soundfile.info(str(path))
+    except _DECODE_ERRORS as err:
+        raise _decode_error(path, err) from err
+    return info.frames / info.samplerate
+
+
+_DECODE_ERRORS = (RuntimeError, soundfile.SoundFileError, OSError, ValueError)
+
+
+def _check_file(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        reason = "is a directory" if path.is_dir() else "file not found"
+        raise S2SError(f"{where(path)}: {reason}")
+    if path.stat().st_size == 0:
+        raise S2SError(f"{where(path)}: empty file (0 bytes)")
+    return path
+
+
+def _decode_error(path: Path, err: Exception) -> S2SError:
+    # libsndfile's message repeats the path: "Error opening 'x.ogg': <reason>".
+    reason = re.sub(r"^Error opening .*?: ", "", str(err))
+    return S2SError(f"{where(path)}: cannot decode audio ({reason})")
+
+
 def read_manifest(
     path: str | os.PathLike[str], require_text: bool = True
 ) -> list[Utterance]:
@@ -96,7 +123,8 @@ def read_manifest(
 
     Args:
         path: the manifest; its first line must be ``id\\tpath\\tduration\\ttext``
-            (or ``id\\tpath\\tduration`` when `require_text` is false).
+            plus any further columns, which are ignored (or exactly
+            ``id\\tpath\\tduration`` when `require_text` is false).
         require_text: whether every row needs a non-empty transcript (training and
             scoring); pass false for transcription-only manifests.
 
@@ -123,7 +151,9 @@ def read_manifest(
 
     header = _decode(lines[0], path, 1).removeprefix("\ufeff").rstrip("\r")
     header = header.split("\t")
-    if header == list(_COLUMNS) or (not require_text and header == list(_COLUMNS[:3])):
+    if header[:4] == list(_COLUMNS) or (
+        not require_text and header == list(_COLUMNS[:3])
+    ):
         num_columns = len(header)
     else:
         expected = " <TAB> ".join(_COLUMNS)
@@ -145,10 +175,10 @@ def read_manifest(
         if len(fields) != num_columns:
             raise S2SError(
                 f"{loc}: expected {num_columns} tab-separated columns "
-                f"({', '.join(_COLUMNS[:num_columns])}), found {len(fields)}"
+                f"({', '.join(header)}), found {len(fields)}"
             )
         utt_id, audio, duration_str = (f.strip() for f in fields[:3])
-        text = fields[3].strip() if num_columns == 4 else ""
+        text = fields[3].strip() if num_columns >= 4 else ""
         if not utt_id:
             raise S2SError(f"{loc}: empty id")
         if utt_id in seen:

@@ -4,6 +4,10 @@ A split/side is written as shards `{split}.{side}.{k:03d}.bin` (the token ids,
 uint16 when the vocabulary allows, else int32) with `{...}.idx.npy` offsets beside
 each, so readers memory-map the tokens instead of loading them. `meta.json` in the
 directory lists the shards, counts and vocabularies.
+
+Speech features use the same files: an item is a (T, F) array written row after
+row (float16), the offsets count rows, and the reader is told F (`TokenArray(...,
+dim=F)`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ META_FORMAT = 1
 
 
 class ShardWriter:
-    """Append token sequences; rotates to a new shard every `shard_size` items."""
+    """Append token sequences (or (T, F) arrays, T counted); rotates to a new shard
+    every `shard_size` items."""
 
     def __init__(self, directory: Path, name: str, dtype: str, shard_size: int):
         self.directory, self.name = directory, name
@@ -40,7 +45,7 @@ class ShardWriter:
         self._file = open(self.directory / f"{stem}.bin", "wb")  # noqa: SIM115
         self._offsets = array("q", [0])
 
-    def add(self, ids: list[int]) -> None:
+    def add(self, ids: list[int] | np.ndarray) -> None:
         if self._file is None or len(self._offsets) > self.shard_size:
             self._rotate()
         self._file.write(np.asarray(ids, dtype=self.dtype).tobytes())
@@ -66,9 +71,11 @@ class ShardWriter:
 
 
 class TokenArray:
-    """Read-only view of one split/side: `arr[i]` is a numpy array of token ids."""
+    """Read-only view of one split/side: `arr[i]` is a numpy array of token ids
+    (int64), or with `dim` > 1 a (T, dim) float32 array of features."""
 
-    def __init__(self, directory: Path, shards: list[str], dtype: str):
+    def __init__(self, directory: Path, shards: list[str], dtype: str, dim: int = 1):
+        self.dim = dim
         self.data, self.offsets, bases = [], [], [0]
         for stem in shards:
             idx_path, bin_path = (
@@ -85,6 +92,9 @@ class TokenArray:
                 )
             except (OSError, ValueError) as e:
                 raise S2SError(f"{bin_path}: cannot read binarized data: {e}") from None
+            if len(tokens) % dim:
+                raise S2SError(f"{bin_path}: size is not a multiple of {dim} features")
+            tokens = tokens.reshape(-1, dim) if dim > 1 else tokens
             if offsets[-1] != len(tokens):
                 raise S2SError(f"{bin_path}: truncated or corrupt (index disagrees)")
             self.data.append(tokens)
@@ -104,7 +114,10 @@ class TokenArray:
         shard = int(np.searchsorted(self.bases, i, side="right")) - 1
         j = i - self.bases[shard]
         o = self.offsets[shard]
-        return np.asarray(self.data[shard][o[j] : o[j + 1]], dtype=np.int64)
+        out = self.data[shard][o[j] : o[j + 1]]
+        if self.dim > 1:
+            return np.asarray(out, dtype=np.float32)  # (T, dim)
+        return np.asarray(out, dtype=np.int64)
 
 
 def write_meta(directory: Path, meta: dict[str, Any]) -> None:

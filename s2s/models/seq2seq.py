@@ -1,4 +1,4 @@
-"""The encoder-decoder model, its loss, and `build_model(cfg)`.
+"""The encoder-decoder model, its loss, and `build_model(cfg)` for every task.
 
 The model returns outputs and losses only; search lives in `s2s.decode`, the training
 loop in `s2s.train`.
@@ -12,8 +12,11 @@ from torch import nn
 
 from s2s.config import ModelConfig
 from s2s.data.vocab import PAD
+from s2s.models.ctc import CTCHead
 from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
 from s2s.models.encoder import RNNEncoder
+from s2s.models.frontend import SpecAugment, Subsampler
+from s2s.models.speech import SpeechCTC
 
 __all__ = ["Seq2Seq", "build_model", "token_loss"]
 
@@ -88,34 +91,62 @@ class Seq2Seq(nn.Module):
         return token_loss(logits, tgt_out[keep], self.label_smoothing)
 
 
-def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> Seq2Seq:
-    """Turn the model section of the config into modules."""
-    if cfg.task != "translation":
-        raise ValueError(f"unsupported task {cfg.task!r}")
+def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
+    """Turn the model section of the config into modules.
+
+    translation: `Seq2Seq` over `src_vocab` source and `tgt_vocab` target tokens.
+    ctc: `SpeechCTC` over `cfg.num_mels` features per frame and `tgt_vocab` output
+    symbols; `src_vocab` is unused (pass 0).
+    """
     encoder = RNNEncoder(
         input_size=cfg.emb_dim,
         hidden_size=cfg.enc_hidden_size,
         num_layers=cfg.enc_layers,
         dropout=cfg.dropout,
     )
-    decoder = AttentionDecoder(
-        vocab_size=tgt_vocab,
-        emb_dim=cfg.emb_dim,
-        hidden_size=cfg.hidden_size,
-        memory_size=encoder.output_size,
-        num_layers=cfg.dec_layers,
-        attention=cfg.attention,
-        input_feed=cfg.input_feed,
-        dropout=cfg.dropout,
-        tie_embeddings=cfg.tie_embeddings,
-        padding_idx=PAD,
-    )
-    model = Seq2Seq(
-        src_embed=nn.Embedding(src_vocab, cfg.emb_dim, padding_idx=PAD),
-        encoder=encoder,
-        decoder=decoder,
-        label_smoothing=cfg.label_smoothing,
-    )
+    if cfg.task == "translation":
+        decoder = AttentionDecoder(
+            vocab_size=tgt_vocab,
+            emb_dim=cfg.emb_dim,
+            hidden_size=cfg.hidden_size,
+            memory_size=encoder.output_size,
+            num_layers=cfg.dec_layers,
+            attention=cfg.attention,
+            input_feed=cfg.input_feed,
+            dropout=cfg.dropout,
+            tie_embeddings=cfg.tie_embeddings,
+            padding_idx=PAD,
+        )
+        model = Seq2Seq(
+            src_embed=nn.Embedding(src_vocab, cfg.emb_dim, padding_idx=PAD),
+            encoder=encoder,
+            decoder=decoder,
+            label_smoothing=cfg.label_smoothing,
+        )
+    elif cfg.task == "ctc":
+        specaugment = None
+        if cfg.specaugment:
+            specaugment = SpecAugment(
+                freq_masks=cfg.freq_masks,
+                freq_width=cfg.freq_width,
+                time_masks=cfg.time_masks,
+                time_width_ratio=cfg.time_width_ratio,
+                max_time_width=cfg.max_time_width or None,
+            )
+        model = SpeechCTC(
+            specaugment=specaugment,
+            subsampler=Subsampler(
+                in_dim=cfg.num_mels,
+                out_dim=cfg.emb_dim,
+                kind=cfg.subsample,
+                channels=cfg.subsample_channels or None,
+            ),
+            encoder=encoder,
+            head=CTCHead(encoder.output_size, tgt_vocab, blank=PAD),
+            dropout=cfg.dropout,
+        )
+    else:
+        raise ValueError(f"unsupported task {cfg.task!r}")
     _init(model)
     return model
 

@@ -33,6 +33,9 @@ def average_checkpoints(run: str | Path, out: str | Path, last: int) -> list[Pat
             total[k] = total.get(k, 0) + v.double()
         newest = ckpt
     model = {k: (v / len(paths)).to(newest["model"][k].dtype) for k, v in total.items()}
-    keep = {k: newest[k] for k in ("config", "vocab", "data_meta", "state")}
+    # Everything decoding needs (config, vocabularies, feature settings, ...); the
+    # optimizer, schedule and RNG states only serve resuming.
+    resume_only = {"model", "optimizer", "schedule", "scaler", "rng", "format_version"}
+    keep = {k: v for k, v in newest.items() if k not in resume_only}
     save_checkpoint(out, {**keep, "model": model, "averaged": [p.name for p in paths]})
     return paths

@@ -1,8 +1,9 @@
 """Checkpoints: written atomically, versioned, self-contained.
 
 A checkpoint holds the model, the resolved config, the vocabularies (SentencePiece
-model bytes), and for resuming the optimizer, scheduler, scaler, progress and RNG
-states. Decoding needs nothing else.
+model bytes), for speech the feature settings and CMVN statistics, and for resuming
+the optimizer, scheduler, scaler, progress and RNG states. Decoding needs nothing
+else.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from typing import Any
 import torch
 
 from s2s.config import Config, config_from_dict
+from s2s.data.features import GlobalCMVN
+from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.errors import S2SError
 from s2s.models.seq2seq import Seq2Seq, build_model
+from s2s.models.speech import SpeechCTC
 
 __all__ = [
     "FORMAT_VERSION",
     "save_checkpoint",
     "load_checkpoint",
     "load_model",
+    "load_speech_model",
     "numbered_checkpoints",
 ]
 
@@ -77,16 +82,44 @@ def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Seq2Seq, Config, Vocab, Vocab]:
     """Rebuild the model from a checkpoint alone: (model, config, src, tgt vocab)."""
-    ckpt = load_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"], source=str(path))
+    ckpt, cfg = _load(path, "translation", "s2s translate")
     src_vocab = Vocab(ckpt["vocab"]["src"])
     tgt_vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, len(src_vocab), len(tgt_vocab))
+    _load_weights(model, ckpt, path)
+    return model.to(device).eval(), cfg, src_vocab, tgt_vocab
+
+
+def load_speech_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[SpeechCTC, Config, Vocab, FeatureSettings, GlobalCMVN]:
+    """Rebuild a speech model from a checkpoint alone: (model, config, vocabulary,
+    feature settings, CMVN statistics)."""
+    ckpt, cfg = _load(path, "ctc", "s2s transcribe")
+    vocab = Vocab(ckpt["vocab"]["tgt"])
+    model = build_model(cfg.model, 0, len(vocab))
+    _load_weights(model, ckpt, path)
+    features = FeatureSettings.from_dict(ckpt["features"])
+    cmvn = GlobalCMVN.from_dict(ckpt["cmvn"])
+    return model.to(device).eval(), cfg, vocab, features, cmvn
+
+
+def _load(path: str | Path, task: str, command: str) -> tuple[dict, Config]:
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"], source=str(path))
+    if cfg.model.task != task:
+        raise S2SError(
+            f"{path} holds a model.task={cfg.model.task} model; {command} needs "
+            f"a {task} model"
+        )
+    return ckpt, cfg
+
+
+def _load_weights(model: torch.nn.Module, ckpt: dict, path: str | Path) -> None:
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise S2SError(f"{path}: weights do not fit the stored config: {e}") from None
-    return model.to(device).eval(), cfg, src_vocab, tgt_vocab
 
 
 def numbered_checkpoints(directory: str | Path) -> list[Path]:

@@ -1,5 +1,8 @@
 """The training loop: batches in, optimizer steps out; validation, checkpoints, logs.
 
+The loop knows tasks (translation, CTC) only through `s2s.train.tasks.Task`: the
+task reads the data, collates batches, runs one forward/backward and validates.
+
 Resuming is exact: the batch order of an epoch is a function of (seed, epoch), and a
 checkpoint stores the position inside it with every optimizer, schedule and RNG
 state, so an interrupted-then-resumed run ends with the same parameters as one that
@@ -9,7 +12,6 @@ ran straight through.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -20,18 +22,15 @@ import numpy as np
 import torch
 
 from s2s.config import Config
-from s2s.data.batching import ParallelData, collate, make_batches
-from s2s.decode.translate import Translator, autocast_for
+from s2s.decode.translate import autocast_for
 from s2s.errors import S2SError
-from s2s.metrics import bleu_chrf
-from s2s.models.seq2seq import build_model, token_loss
 from s2s.train.checkpoint import (
     load_checkpoint,
     numbered_checkpoints,
     save_checkpoint,
 )
 from s2s.train.schedule import LRSchedule
-from s2s.train.tbptt import forward_backward
+from s2s.train.tasks import load_task
 
 __all__ = ["Trainer", "RunState", "pick_device"]
 
@@ -90,17 +89,11 @@ class Trainer:
             torch.set_num_threads(self.tc.threads)
         self.device = pick_device(self.tc.device)
         self.amp = autocast_for(self.device, self.tc.precision)
-        self.train_data = ParallelData(data_dir, "train")
-        self.valid_data = ParallelData(data_dir, "valid")
-        self.src_vocab, self.tgt_vocab = self.train_data.vocabs()
-        if len(self.train_data) == 0:
-            raise S2SError(f"{data_dir}: the training split is empty")
-        self.src_lens = self.train_data.src.lengths
-        self.tgt_lens = self.train_data.tgt.lengths
+        self.task = load_task(cfg, data_dir)
 
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
-        self.model = build_model(cfg.model, len(self.src_vocab), len(self.tgt_vocab))
+        self.model = self.task.build_model()
         self.model.to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
@@ -128,8 +121,7 @@ class Trainer:
     def _payload(self, with_optimizer: bool = True) -> dict[str, Any]:
         payload = {
             "config": self.cfg.to_dict(),
-            "vocab": {"src": self.src_vocab.proto, "tgt": self.tgt_vocab.proto},
-            "data_meta": {k: self.train_data.meta[k] for k in ("src", "tgt", "task")},
+            **self.task.checkpoint_extras(),
             "model": self.model.state_dict(),
             "state": asdict(self.state),
         }
@@ -151,12 +143,7 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         ckpt = load_checkpoint(path)
-        for side, vocab in (("src", self.src_vocab), ("tgt", self.tgt_vocab)):
-            if ckpt["vocab"][side] != vocab.proto:
-                raise S2SError(
-                    f"{path} was trained with a different {side} vocabulary than "
-                    f"{self.train_data.directory}; resume with the same data"
-                )
+        self.task.check_resume(ckpt, path)
         old_model = ckpt["config"]["model"]
         new_model = self.cfg.to_dict()["model"]
         diff = [k for k in new_model if old_model.get(k) != new_model[k]]
@@ -180,29 +167,28 @@ class Trainer:
 
     # -- one optimizer step ------------------------------------------------------
 
-    def _step(self, group: list[np.ndarray]) -> tuple[float, int]:
+    def _step(self, group: list[np.ndarray]) -> tuple[float, int, dict[str, int]]:
         """Forward/backward every batch of `group`, then one optimizer step.
-        Returns (summed loss, target tokens)."""
+        Returns (summed loss, target tokens, the task's counts)."""
         self.model.train()
-        ntok = int(sum(self.tgt_lens[ids].sum() + len(ids) for ids in group))
+        ntok = sum(self.task.units("train", ids) for ids in group)
         step = self.state.step + 1
         lr = self.schedule.lr(step)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        loss_sum = 0.0
+        loss_sum, counts = 0.0, {}
         for ids in group:
-            b = collate(self.train_data, ids).to(self.device)
-            loss_sum += forward_backward(
+            batch = self.task.collate("train", ids).to(self.device)
+            loss, batch_counts = self.task.forward_backward(
                 self.model,
-                b.src,
-                b.src_lens,
-                b.tgt_in,
-                b.tgt_out,
+                batch,
                 scale=1.0 / ntok,
-                tbptt_steps=self.tc.tbptt_steps,
                 backward=lambda x: self.scaler.scale(x).backward(),
                 autocast=self.amp,
             )
+            loss_sum += loss
+            for k, v in batch_counts.items():
+                counts[k] = counts.get(k, 0) + v
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tc.clip_norm or float("inf")
@@ -215,49 +201,15 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step = step
-        return loss_sum, ntok
+        return loss_sum, ntok, counts
 
     # -- validation --------------------------------------------------------------
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         self.model.eval()
-        nll, ntok = 0.0, 0
-        batches = make_batches(
-            self.valid_data.src.lengths,
-            self.valid_data.tgt.lengths,
-            self.tc.batch_tokens,
-            shuffle=False,
+        result = self.task.validate(
+            self.model, self.device, self.tc.precision, self.amp
         )
-        for ids in batches:
-            b = collate(self.valid_data, ids).to(self.device)
-            with self.amp:
-                logits = self.model(b.src, b.src_lens, b.tgt_in)
-            nll += float(token_loss(logits, b.tgt_out, 0.0))
-            ntok += b.num_tokens
-        result = {"valid_loss": nll / max(ntok, 1)}
-        result["valid_ppl"] = math.exp(min(result["valid_loss"], 50.0))
-        refs = self.valid_data.references()
-        if self.tc.valid_bleu and refs:
-            n = min(len(refs), self.tc.valid_bleu_sents)
-            raw = self.valid_data.directory / (
-                f"valid.raw.{self.valid_data.meta['src']}"
-            )
-            srcs = raw.read_text(encoding="utf-8").splitlines()[:n]
-            dcfg = type(self.cfg.decode)(
-                **{**asdict(self.cfg.decode), "beam": 1, "nbest": 1}
-            )
-            tr = Translator(
-                self.model,
-                self.src_vocab,
-                self.tgt_vocab,
-                dcfg,
-                self.device,
-                self.tc.precision,
-            )
-            hyps = [h[0][0] for h in tr.translate(srcs)]
-            scores = bleu_chrf(hyps, refs[:n])
-            result["valid_bleu"], result["valid_chrf"] = scores.bleu, scores.chrf
         self.model.train()
         return result
 
@@ -286,12 +238,12 @@ class Trainer:
         n_params = sum(p.numel() for p in self.model.parameters())
         self.console.print(
             f"training {n_params / 1e6:.2f}M parameters on {self.device} "
-            f"({tc.precision}); {len(self.train_data)} pairs; writing {self.out}"
+            f"({tc.precision}); {self.task.describe()}; writing {self.out}"
         )
         t0 = time.time()
-        window = {"loss": 0.0, "tok": 0, "t": time.time(), "steps": 0}
+        window = {"loss": 0.0, "tok": 0, "t": time.time(), "counts": {}}
         last_valid = last_save = st.step
-        stop = ""
+        stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
         columns = [
             TextColumn("[bold]train"),
             BarColumn(),
@@ -305,19 +257,18 @@ class Trainer:
                 "train", total=tc.max_steps or None, completed=st.step, info=""
             )
             while not stop:
-                batches = make_batches(
-                    self.src_lens, self.tgt_lens, tc.batch_tokens, tc.seed, st.epoch
-                )
+                batches = self.task.batches("train", tc.seed, st.epoch)
                 while st.batch < len(batches) and not stop:
                     group = batches[st.batch : st.batch + tc.accum_steps]
-                    loss, ntok = self._step(group)
+                    loss, ntok, counts = self._step(group)
                     st.batch += len(group)
                     epoch_done = st.batch >= len(batches)
                     if epoch_done:
                         st.epoch, st.batch = st.epoch + 1, 0
                     window["loss"] += loss
                     window["tok"] += ntok
-                    window["steps"] += 1
+                    for k, v in counts.items():
+                        window["counts"][k] = window["counts"].get(k, 0) + v
                     if st.step % tc.log_every == 0:
                         self._log_window(window, bar, task)
                     bar.update(task, completed=st.step)
@@ -360,15 +311,17 @@ class Trainer:
             "loss": round(loss, 4),
             "lr": self.schedule.lr(st.step),
             "tok_per_s": round(window["tok"] / dt, 1),
+            **window["counts"],  # e.g. inf_losses: CTC utterances left out
             "time": round(time.time(), 1),
         }
         self._log(record)
+        counts = "".join(f" | {k} {v}" for k, v in window["counts"].items())
         bar.update(
             task,
             info=f"loss {loss:.3f} | {record['tok_per_s']:.0f} tok/s | "
-            f"lr {record['lr']:.2e} | epoch {st.epoch + 1}",
+            f"lr {record['lr']:.2e} | epoch {st.epoch + 1}{counts}",
         )
-        window.update(loss=0.0, tok=0, t=time.time(), steps=0)
+        window.update(loss=0.0, tok=0, t=time.time(), counts={})
 
     def _after_validation(self, bar, task) -> str:
         """Validate, keep best.pt, apply the schedule and patience; returns a stop
@@ -376,11 +329,11 @@ class Trainer:
         st, tc = self.state, self.tc
         result = self.validate()
         self._log({"step": st.step, **{k: round(v, 4) for k, v in result.items()}})
-        score = (
-            -result["valid_bleu"]
-            if tc.select_by == "bleu" and "valid_bleu" in result
-            else result["valid_loss"]
-        )
+        # Lower is better: BLEU counts negated; without the number, the loss.
+        key = f"valid_{tc.select_by}"
+        score = result.get(key, result["valid_loss"])
+        if key == "valid_bleu" and key in result:
+            score = -score
         self.schedule.on_validation(result["valid_loss"])
         improved = st.best is None or score < st.best
         if improved:
@@ -389,7 +342,10 @@ class Trainer:
         else:
             st.bad_evals += 1
         shown = " ".join(
-            f"{k.removeprefix('valid_')} {v:.3f}" for k, v in result.items()
+            f"{k.removeprefix('valid_')} {v:.3f}"
+            if isinstance(v, float)
+            else f"{k.removeprefix('valid_')} {v}"
+            for k, v in result.items()
         )
         self.console.print(
             f"step {st.step}: valid {shown}" + (" *" if improved else "")
