@@ -211,6 +211,9 @@ def translate(
     batch_tokens: Annotated[int | None, typer.Option(help="Tokens per batch")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default)")
+    ] = 0,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -225,6 +228,7 @@ def translate(
         batch_tokens=batch_tokens,
         device=device,
         precision=precision,
+        threads=threads,
     )
 
 

@@ -68,3 +68,43 @@ def test_accumulation_and_tbptt_train(toy_bin, tmp_path):
     )
     assert ckpt["state"]["step"] == 4
     assert ckpt["state"]["batch"] in range(0, 12)
+
+
+def test_sigterm_saves_and_resume_continues(toy_bin, tmp_path):
+    """SIGTERM mid-run: the step under way finishes, last.pt is written, exit 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [
+        sys.executable,
+        "-m",
+        "s2s",
+        "train",
+        "--data",
+        str(toy_bin),
+        "--out",
+        str(out),
+        "--set",
+        "train.max_steps=100000",
+        *[a for kv in TINY for a in ("--set", kv)],
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (
+        metrics.exists() and metrics.read_text().count("\n") >= 2
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGTERM received" in err
+    step = load_checkpoint(out / "last.pt")["state"]["step"]
+    assert step >= 4
+    resumed = _train(toy_bin, out, step + 2, resume=True)
+    assert resumed["state"]["step"] == step + 2

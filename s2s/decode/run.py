@@ -24,6 +24,7 @@ def translate_file(
     batch_tokens: int | None = None,
     device: str = "auto",
     precision: str = "fp32",
+    threads: int = 0,
 ) -> int:
     """Translate `input` line by line into `output`; returns the line count.
 
@@ -33,6 +34,10 @@ def translate_file(
     from s2s.train.checkpoint import load_model
     from s2s.train.trainer import pick_device
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     dev = pick_device(device)
     model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
     changes = {

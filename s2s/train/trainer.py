@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -106,6 +108,7 @@ class Trainer:
             self.device.type, enabled=self.tc.precision == "fp16"
         )
         self.state = RunState()
+        self._signal = ""  # name of a stop signal received while training
         self.out.mkdir(parents=True, exist_ok=True)
         if resume and (self.out / "last.pt").exists():
             self._resume(self.out / "last.pt")
@@ -135,9 +138,12 @@ class Trainer:
         return payload
 
     def save(self) -> None:
-        payload = self._payload()
-        save_checkpoint(self.out / "last.pt", payload)
-        save_checkpoint(self.out / f"step-{self.state.step}.pt", payload)
+        """last.pt with everything needed to resume; step-N.pt with the weights
+        only (for `s2s average`), a third of the size."""
+        save_checkpoint(self.out / "last.pt", self._payload())
+        save_checkpoint(
+            self.out / f"step-{self.state.step}.pt", self._payload(with_optimizer=False)
+        )
         for old in numbered_checkpoints(self.out)[: -self.tc.keep_last]:
             old.unlink()
 
@@ -242,6 +248,13 @@ class Trainer:
         )
         t0 = time.time()
         window = {"loss": 0.0, "tok": 0, "t": time.time(), "counts": {}}
+        self._signal = ""
+        old_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            old_handlers = {
+                sig: signal.signal(sig, self._on_signal)
+                for sig in (signal.SIGINT, signal.SIGTERM)
+            }
         last_valid = last_save = st.step
         stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
         columns = [
@@ -273,15 +286,19 @@ class Trainer:
                         self._log_window(window, bar, task)
                     bar.update(task, completed=st.step)
                     stop = self._stop_reason(t0)
-                    if st.step % tc.valid_every == 0 or stop:
+                    paused = time.time()  # validation and saving are not training
+                    if (st.step % tc.valid_every == 0 or stop) and not self._signal:
                         stop = self._after_validation(bar, task) or stop
                         last_valid = st.step
                     if st.step % tc.save_every == 0 or stop:
                         self.save()
                         last_save = st.step
+                    window["t"] += time.time() - paused
                     if epoch_done:
                         break
-        if last_valid != st.step:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        if last_valid != st.step and not self._signal:
             self._after_validation(None, None)
         if last_save != st.step:
             self.save()
@@ -290,8 +307,21 @@ class Trainer:
         self.metrics.close()
         return st
 
+    def _on_signal(self, signum: int, frame) -> None:
+        """SIGINT/SIGTERM: finish the step under way, save last.pt, exit cleanly.
+        A second signal interrupts at once."""
+        if self._signal:
+            raise KeyboardInterrupt
+        self._signal = signal.Signals(signum).name
+        self.console.print(
+            f"[yellow]{self._signal}: saving a checkpoint after this step "
+            f"(again to abort)"
+        )
+
     def _stop_reason(self, t0: float) -> str:
         tc, st = self.tc, self.state
+        if self._signal:
+            return f"{self._signal} received; resume with --resume"
         if tc.max_steps and st.step >= tc.max_steps:
             return f"train.max_steps={tc.max_steps} reached"
         if tc.max_epochs and st.epoch >= tc.max_epochs:
