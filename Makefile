@@ -29,9 +29,10 @@ format: install
 # German->English: fetch the recipe's data from Debian packages, prepare it, train the
 # CPU config for 12 minutes, translate a few test sentences, score the whole test set.
 MT := recipes/mt-de-en
-MT_RUN := $(MT)/runs/de-en-config.demo
+DEMO_CONFIG ?= config.demo.yaml
+MT_RUN := $(MT)/runs/de-en-$(basename $(DEMO_CONFIG))
 demo: install
-	$(MAKE) -C $(MT) all CONFIG=config.demo.yaml S2S=$(abspath $(BIN))/s2s
+	$(MAKE) -C $(MT) all CONFIG=$(DEMO_CONFIG) S2S=$(abspath $(BIN))/s2s
 	@echo "--- five test sentences: German, s2s, reference ---"
 	@head -n 5 $(MT)/data/de-en/test.de | $(BIN)/s2s translate \
 	  --checkpoint $(MT_RUN)/best.pt 2>/dev/null \
