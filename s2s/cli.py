@@ -88,6 +88,13 @@ def prep_text_cmd(
     drop_empty: Annotated[
         bool, typer.Option(help="Skip (and count) pairs with an empty side")
     ] = False,
+    spm_sample: Annotated[
+        int,
+        typer.Option(
+            help="SentencePiece trains on a random sample of this many sentences "
+            "per side: prep's memory grows with it, not with the corpus"
+        ),
+    ] = 1_000_000,
 ) -> None:
     """Train SentencePiece and binarize a parallel corpus."""
     from s2s.data.prep_text import PrepOptions, prep_text
@@ -104,6 +111,7 @@ def prep_text_cmd(
         max_len=max_len,
         max_ratio=max_ratio,
         drop_empty=drop_empty,
+        max_spm_sentences=spm_sample,
     )
     prep_text(opts, out, log=lambda m: typer.echo(m, err=True))
 

@@ -38,7 +38,7 @@ class PrepOptions:
     max_ratio: float = 3.0
     drop_empty: bool = False
     shard_size: int = 1_000_000
-    max_spm_sentences: int = 2_000_000
+    max_spm_sentences: int = 1_000_000  # memory grows with this sample, not the corpus
     stats: dict = field(default_factory=dict)
 
 
