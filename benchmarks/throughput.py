@@ -45,10 +45,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from s2s.config import DecodeConfig, ModelConfig
 from s2s.data.batching import make_batches
 from s2s.data.vocab import BOS, EOS, PAD
-from s2s.decode.translate import Translator, autocast_for
+from s2s.decode.translate import Translator
 from s2s.models.decoder import Memory
 from s2s.models.encoder import cpu_autocast_cast
 from s2s.models.seq2seq import Seq2Seq, build_model, token_loss
+from s2s.precision import autocast_for
 from s2s.train.tbptt import forward_backward
 
 # --quick puts these before the user's flags, so flags given explicitly still win.

@@ -22,9 +22,9 @@ from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
-from s2s.decode.translate import autocast_for
 from s2s.errors import S2SError
 from s2s.models.speech import SpeechCTC
+from s2s.precision import autocast_for
 
 __all__ = ["Transcriber", "chunk_spans"]
 

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from s2s.config import Config
-from s2s.decode.translate import autocast_for
 from s2s.errors import S2SError
+from s2s.precision import autocast_for
 from s2s.train.checkpoint import (
     load_checkpoint,
     numbered_checkpoints,
