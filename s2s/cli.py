@@ -38,6 +38,10 @@ def _err(msg: str) -> None:
     typer.echo(f"error: {msg}", err=True)
 
 
+def _info(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
 def friendly(fn):
     """Report user errors as one line and exit 1 instead of a traceback."""
 
@@ -67,10 +71,16 @@ class SpmType(str, Enum):
 @friendly
 def prep_text_cmd(
     src: Annotated[str, typer.Option(help="Source language suffix, e.g. de")],
-    tgt: Annotated[str, typer.Option(help="Target language suffix, e.g. en")],
     train: Annotated[str, typer.Option(help="Training prefix: PREFIX.SRC, PREFIX.TGT")],
     valid: Annotated[str, typer.Option(help="Validation prefix")],
     out: Annotated[Path, typer.Option(help="Output directory")],
+    tgt: Annotated[
+        str | None,
+        typer.Option(
+            help="Target language suffix, e.g. en; without it, the SRC side alone "
+            "is prepared as monolingual text (for model.task=lm)"
+        ),
+    ] = None,
     test: Annotated[str | None, typer.Option(help="Test prefix")] = None,
     vocab_size: Annotated[int, typer.Option(help="SentencePiece pieces")] = 8000,
     spm_type: Annotated[SpmType, typer.Option(help="SentencePiece model")] = (
@@ -95,10 +105,43 @@ def prep_text_cmd(
             "per side: prep's memory grows with it, not with the corpus"
         ),
     ] = 1_000_000,
+    spm_model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Monolingual: reuse this SentencePiece model instead of training "
+            "one (an LM for fusion must share the model's vocabulary)"
+        ),
+    ] = None,
+    vocab_from: Annotated[
+        Path | None,
+        typer.Option(help="Monolingual: reuse the target vocabulary of a checkpoint"),
+    ] = None,
 ) -> None:
-    """Train SentencePiece and binarize a parallel corpus."""
+    """Train SentencePiece and binarize a parallel corpus (or, without --tgt, one
+    side of it for a language model)."""
     from s2s.data.prep_text import PrepOptions, prep_text
 
+    if tgt is None:
+        from s2s.data.prep_mono import MonoPrepOptions, prep_mono
+
+        mono = MonoPrepOptions(
+            lang=src,
+            train=train,
+            valid=valid,
+            test=test,
+            vocab_size=vocab_size,
+            spm_type=spm_type.value,
+            spm_model=str(spm_model) if spm_model else None,
+            vocab_from=str(vocab_from) if vocab_from else None,
+            drop_empty=drop_empty,
+            max_spm_sentences=spm_sample,
+        )
+        prep_mono(mono, out, log=_info)
+        return
+    if spm_model or vocab_from:
+        raise S2SError(
+            "--spm-model and --vocab-from are for monolingual text (no --tgt)"
+        )
     opts = PrepOptions(
         src=src,
         tgt=tgt,
@@ -113,7 +156,7 @@ def prep_text_cmd(
         drop_empty=drop_empty,
         max_spm_sentences=spm_sample,
     )
-    prep_text(opts, out, log=lambda m: typer.echo(m, err=True))
+    prep_text(opts, out, log=_info)
 
 
 class Features(str, Enum):
@@ -222,6 +265,14 @@ def translate(
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: torch's default)")
     ] = 0,
+    lm: Annotated[
+        Path | None,
+        typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
+    ] = None,
+    lm_weight: Annotated[
+        float | None,
+        typer.Option(help="Fusion weight of the LM's log-probabilities (default 0.2)"),
+    ] = None,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -237,6 +288,8 @@ def translate(
         device=device,
         precision=precision,
         threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
     )
 
 
@@ -269,6 +322,14 @@ def transcribe(
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: torch's default)")
     ] = 0,
+    lm: Annotated[
+        Path | None,
+        typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
+    ] = None,
+    lm_weight: Annotated[
+        float | None,
+        typer.Option(help="Fusion weight of the LM's log-probabilities (default 0.2)"),
+    ] = None,
 ) -> None:
     """Transcribe audio with a CTC checkpoint: id, tab, text per file."""
     from s2s.decode.run import transcribe_files
@@ -285,6 +346,8 @@ def transcribe(
         device=device,
         precision=precision,
         threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
     )
 
 
@@ -320,6 +383,36 @@ def score_wer(
             f"{name} {r.rate:.2f}  (S {r.substitutions}, D {r.deletions}, "
             f"I {r.insertions}, N {r.ref_length})"
         )
+
+
+@score_app.command("ppl")
+@friendly
+def score_ppl(
+    checkpoint: Annotated[Path, typer.Option(help="Language model checkpoint (.pt)")],
+    input: Annotated[str, typer.Option(help="Plain text file, - for stdin")] = "-",
+    stream: Annotated[
+        bool,
+        typer.Option(
+            help="Carry the LM state from line to line (as in training) instead of "
+            "starting every line afresh (as in fusion)"
+        ),
+    ] = False,
+    batch_tokens: Annotated[int, typer.Option(help="Tokens per batch")] = 4000,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    threads: Annotated[
+        int, typer.Option(help="CPU threads for torch (0: torch's default)")
+    ] = 0,
+) -> None:
+    """Perplexity of a language model on a text file, one sentence a line."""
+    from s2s.decode.perplexity import perplexity_file
+
+    r = perplexity_file(checkpoint, input, stream, batch_tokens, device, threads)
+    mode = "stream, state carried across lines" if stream else "per line"
+    typer.echo(
+        f"ppl {r.ppl:.2f}  ({r.tokens} tokens with EOS, {r.lines} lines, "
+        f"{r.unk} unknown; {mode})"
+        + (f"; {r.empty} empty lines skipped" if r.empty else "")
+    )
 
 
 @app.command()

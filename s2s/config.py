@@ -39,10 +39,11 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    task: Literal["translation", "ctc"] = _f(
+    task: Literal["translation", "ctc", "lm"] = _f(
         "translation",
-        "what the model learns: translation (text to text, attention decoder) or "
-        "ctc (speech to text, CTC output layer over the encoder)",
+        "what the model learns: translation (text to text, attention decoder), "
+        "ctc (speech to text, CTC output layer over the encoder) or lm (an LSTM "
+        "language model over monolingual text, for `s2s score ppl` and fusion)",
     )
     emb_dim: int = _f(
         256,
@@ -53,10 +54,14 @@ class ModelConfig:
         256, "encoder LSTM size per direction; encoder outputs are twice this"
     )
     hidden_size: int = _f(
-        512, "decoder LSTM size (and attentional vector size); translation only"
+        512,
+        "decoder LSTM size (and attentional vector size) for translation; the LSTM "
+        "size of an lm",
     )
     enc_layers: int = _f(2, "bidirectional LSTM layers in the encoder")
-    dec_layers: int = _f(1, "LSTM layers in the decoder; translation only")
+    dec_layers: int = _f(
+        1, "LSTM layers in the decoder (translation) or the language model (lm)"
+    )
     attention: Literal["dot", "general", "mlp"] = _f(
         "general",
         "dot and general: Luong; mlp: Bahdanau. dot needs "
@@ -70,8 +75,8 @@ class ModelConfig:
     dropout: float = _f(0.3, "dropout on embeddings, between LSTM layers and outputs")
     tie_embeddings: bool = _f(
         True,
-        "share the target embedding with the output layer (a projection to emb_dim "
-        "is added when emb_dim != hidden_size)",
+        "share the target (lm: input) embedding with the output layer (a "
+        "projection to emb_dim is added when emb_dim != hidden_size)",
     )
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
     num_mels: int = _f(
@@ -126,6 +131,16 @@ class TrainConfig:
         0,
         "truncated BPTT: run the target in chunks of this many steps, carrying the "
         "decoder state and accumulating every chunk's gradient (0: off)",
+    )
+    bptt: int = _f(
+        64,
+        "lm: tokens per truncated-BPTT segment; the hidden state is carried (and "
+        "detached) from one segment to the next, batch_tokens // bptt streams wide",
+    )
+    bptt_random: bool = _f(
+        False,
+        "lm: vary the segment length (AWD-LSTM): bptt, or bptt / 2 with probability "
+        "0.05, plus normal jitter (sd 5), drawn from (seed, epoch)",
     )
     precision: Literal["fp32", "bf16", "fp16"] = _f(
         "fp32", "bf16: autocast on CPU or CUDA; fp16: autocast plus grad scaler, CUDA"
@@ -371,8 +386,13 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
         )
-    if m.task == "ctc" and t.tbptt_steps:
-        raise S2SError("train.tbptt_steps is for translation; set it to 0 for ctc")
+    if m.task != "translation" and t.tbptt_steps:
+        hint = " (the lm uses train.bptt)" if m.task == "lm" else ""
+        raise S2SError(
+            f"train.tbptt_steps is for translation; set it to 0 for {m.task}{hint}"
+        )
+    if t.bptt < 2:
+        raise S2SError(f"train.bptt must be >= 2, got {t.bptt}")
     needs = {"bleu": "translation", "wer": "ctc"}.get(t.select_by)
     if needs and m.task != needs:
         raise S2SError(

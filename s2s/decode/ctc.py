@@ -32,7 +32,9 @@ class PrefixScorer(Protocol):
     States are opaque to the search, which only reorders them: a state is a tensor or
     a tuple/list/dict of tensors whose first dimension is the flattened beam
     N = B * beam (row ``b * beam + k`` is prefix k of utterance b). Scale the scores
-    (the LM weight) inside the scorer.
+    (the LM weight) inside the scorer. A scorer may also define
+    ``final(state) -> (N,)``, a log-score added when a prefix ends the utterance
+    (an LM's end of sentence).
     """
 
     def init_state(self, batch_size: int, device: torch.device) -> Any:
@@ -87,7 +89,8 @@ def ctc_prefix_beam_search(
     Returns:
         For each utterance, up to `beam` ``(tokens, score)`` pairs, best first; the
         score is the prefix's CTC log-probability summed over its alignments, plus
-        the scorer's scores for its tokens when a scorer is given.
+        the scorer's scores for its tokens (and its `final` score) when a scorer is
+        given.
     """
     B, T, V = log_probs.shape
     if V < 2 or beam < 1:
@@ -179,6 +182,8 @@ def ctc_prefix_beam_search(
         emitted.append(token)
 
     final = torch.logaddexp(pb, pnb) + fused  # (B, K)
+    if prefix_scorer is not None and hasattr(prefix_scorer, "final"):
+        final = final + prefix_scorer.final(state).view(B, K).float()
     order = final.argsort(dim=1, descending=True)  # (B, K)
     final = final.gather(1, order)
     tokens = _backtrack(sources, emitted, order)  # (B, K, T)

@@ -11,7 +11,11 @@ from pathlib import Path
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
 
-__all__ = ["translate_file", "transcribe_files", "read_aligned"]
+__all__ = ["translate_file", "transcribe_files", "read_aligned", "DEFAULT_LM_WEIGHT"]
+
+# Fusion weight when --lm comes without --lm-weight (tuned on mt-de-en's validation
+# set, recipes/lm-en/RESULTS.md).
+DEFAULT_LM_WEIGHT = 0.2
 
 
 def translate_file(
@@ -25,10 +29,13 @@ def translate_file(
     device: str = "auto",
     precision: str = "fp32",
     threads: int = 0,
+    lm: str | Path | None = None,
+    lm_weight: float | None = None,
 ) -> int:
     """Translate `input` line by line into `output`; returns the line count.
 
-    With nbest > 1 each output line is `line_number<TAB>score<TAB>text`.
+    With nbest > 1 each output line is `line_number<TAB>score<TAB>text`. With an
+    `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
     """
     from s2s.decode.translate import Translator
     from s2s.train.checkpoint import load_model
@@ -52,7 +59,8 @@ def translate_file(
         dcfg.nbest = min(dcfg.nbest, dcfg.beam)
     if dcfg.nbest > dcfg.beam:
         raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
-    translator = Translator(model, src_vocab, tgt_vocab, dcfg, dev, precision)
+    fused = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
+    translator = Translator(model, src_vocab, tgt_vocab, dcfg, dev, precision, *fused)
     name = "<stdin>" if input == "-" else input
     out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     t0, n, empty = time.time(), 0, 0
@@ -73,10 +81,35 @@ def translate_file(
     dt = time.time() - t0
     print(
         f"translated {n} lines in {dt:.1f}s ({n / max(dt, 1e-9):.1f} lines/s, beam "
-        f"{dcfg.beam})" + (f"; {empty} empty lines left empty" if empty else ""),
+        f"{dcfg.beam}{_fusion_note(lm, fused[1])})"
+        + (f"; {empty} empty lines left empty" if empty else ""),
         file=sys.stderr,
     )
     return n
+
+
+def _fusion_lm(
+    lm: str | Path | None,
+    lm_weight: float | None,
+    vocab,
+    device,
+    checkpoint: str | Path,
+):
+    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`."""
+    from s2s.decode.fusion import load_lm
+
+    if lm is None:
+        if lm_weight is not None:
+            raise S2SError("--lm-weight needs --lm (a language model checkpoint)")
+        return None, 0.0
+    weight = DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight
+    if weight < 0:
+        raise S2SError(f"--lm-weight must be >= 0, got {weight}")
+    return load_lm(lm, vocab, device, model_path=checkpoint), weight
+
+
+def _fusion_note(lm: str | Path | None, weight: float) -> str:
+    return f", LM {lm} weight {weight:g}" if lm is not None else ""
 
 
 def read_aligned(ref: str | Path, hyp: str | Path) -> tuple[list[str], list[str]]:
@@ -100,11 +133,14 @@ def transcribe_files(
     device: str = "auto",
     precision: str = "fp32",
     threads: int = 0,
+    lm: str | Path | None = None,
+    lm_weight: float | None = None,
 ) -> int:
     """Transcribe audio files (paths, `-` for a list of paths on stdin, or a TSV
     manifest) into `output`, one `id<TAB>text` line each in input order (the text
     alone for a single file); returns the file count. The real-time factor goes to
-    stderr."""
+    stderr. With an `lm` checkpoint, the prefix beam search (also at beam 1) fuses
+    it with `lm_weight`."""
     import torch
 
     from s2s.data.audio import audio_seconds, load_audio
@@ -131,7 +167,10 @@ def transcribe_files(
             f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
             f"--chunk-overlap {dcfg.chunk_overlap} (and the overlap >= 0)"
         )
-    transcriber = Transcriber(model, vocab, features, cmvn, dcfg, dev, precision)
+    fused = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
+    transcriber = Transcriber(
+        model, vocab, features, cmvn, dcfg, dev, precision, *fused
+    )
 
     t0 = time.time()
     seconds = []
@@ -173,7 +212,8 @@ def transcribe_files(
     total = sum(seconds)
     print(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
-        f"real-time factor {dt / max(total, 1e-9):.3f} (beam {dcfg.beam}, {dev})",
+        f"real-time factor {dt / max(total, 1e-9):.3f} (beam {dcfg.beam}, {dev}"
+        f"{_fusion_note(lm, fused[1])})",
         file=sys.stderr,
     )
     return len(items)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from s2s.data.vocab import BOS, EOS
+from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq
 
 __all__ = ["greedy_search", "beam_search", "length_penalty", "Hypothesis"]
@@ -70,6 +71,8 @@ def beam_search(
     beam: int,
     lenpen: float = 0.6,
     nbest: int = 1,
+    lm: LSTMLM | None = None,
+    lm_weight: float = 0.0,
 ) -> list[list[Hypothesis]]:
     """All sentences x beams advance as one (B * K, ...) tensor.
 
@@ -78,6 +81,11 @@ def beam_search(
     sentence is done when K hypotheses have finished (or at its max_len, when its
     live beams are finished as they are). Returns the `nbest` best per sentence,
     scores length-normalised.
+
+    Shallow fusion: with an `lm` (sharing the target vocabulary), every token's
+    log-probability gains `lm_weight * log P_lm(token | prefix)`, EOS included, so
+    a hypothesis ends with the LM's end-of-sentence score; LM states follow their
+    beams.
     """
     K = beam
     mem, state = model.encode(src, src_lens)
@@ -92,10 +100,15 @@ def beam_search(
     seqs = torch.empty(B * K, 0, dtype=torch.long, device=device)
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     n_done = torch.zeros(B, dtype=torch.long, device=device)  # finished per row group
+    if lm is not None:
+        lm_state = lm.init_state(B * K, device)  # (h, c), each (B*K, L, H)
 
     for t in range(int(max_len.max())):
         n = alive.numel()
         logp, state, _ = model.decoder.step(tokens, state, mem)  # (n*K, V)
+        if lm is not None:
+            lm_logp, lm_state = lm.step(tokens, lm_state)  # (n*K, V)
+            logp = logp + lm_weight * lm_logp
         V = logp.size(-1)
         cand = (scores.view(-1, 1) + logp).view(n, K * V)
         top_s, top_i = cand.topk(min(2 * K, K * V), dim=-1)  # (n, 2K)
@@ -118,6 +131,8 @@ def beam_search(
         flat = (torch.arange(n, device=device)[:, None] * K + go_beam).view(-1)
         seqs = torch.cat([seqs[flat], go_tok.view(-1, 1)], dim=1)  # (n*K, t+1)
         state, tokens, scores = state.select(flat), go_tok.view(-1), go_s
+        if lm is not None:
+            lm_state = tuple(s.index_select(0, flat) for s in lm_state)
 
         # At its length limit a sentence finishes its live beams as they are.
         at_limit = t + 1 >= max_len[alive]  # (n,)
@@ -135,4 +150,6 @@ def beam_search(
             alive, scores, n_done = alive[keep], scores[keep], n_done[keep]
             seqs, tokens = seqs[keep_rows], tokens[keep_rows]
             mem, state = mem.select(keep_rows), state.select(keep_rows)
+            if lm is not None:
+                lm_state = tuple(s.index_select(0, keep_rows) for s in lm_state)
     return [sorted(h, key=lambda x: -x[1])[:nbest] for h in finished]

@@ -22,7 +22,9 @@ from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
+from s2s.decode.fusion import LMPrefixScorer
 from s2s.errors import S2SError
+from s2s.models.lm import LSTMLM
 from s2s.models.speech import SpeechCTC
 from s2s.precision import autocast_for
 
@@ -69,8 +71,14 @@ class Transcriber:
         cfg: DecodeConfig,
         device: torch.device,
         precision: str = "fp32",
+        lm: LSTMLM | None = None,
+        lm_weight: float = 0.0,
     ):
         self.model = model.to(device).eval()
+        # Shallow fusion runs in the prefix beam search, also at beam 1.
+        self.scorer = None
+        if lm is not None:
+            self.scorer = LMPrefixScorer(lm.to(device).eval(), lm_weight)
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
         self.cfg, self.device = cfg, device
@@ -153,10 +161,18 @@ class Transcriber:
         lengths = torch.tensor([len(lp) for lp in log_probs])
         padded = torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True)
         blank = self.model.blank
-        if self.cfg.beam == 1:
+        if self.cfg.beam == 1 and self.scorer is None:
             ids = ctc_greedy(padded, lengths, blank)
         else:
-            nbest = ctc_prefix_beam_search(padded, lengths, self.cfg.beam, blank)
+            if self.scorer is not None:  # the LM states live on the LM's device
+                padded = padded.to(self.device)
+            nbest = ctc_prefix_beam_search(
+                padded,
+                lengths,
+                self.cfg.beam,
+                blank,
+                prefix_scorer=self.scorer,
+            )
             ids = [hyps[0][0] for hyps in nbest]
         # A character model may emit word boundaries twice in a row: one space.
         return [" ".join(text.split()) for text in self.vocab.decode(ids)]

@@ -15,6 +15,7 @@ from s2s.config import DecodeConfig
 from s2s.data.vocab import EOS, PAD, Vocab
 from s2s.decode.search import beam_search, greedy_search
 from s2s.errors import S2SError
+from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq
 from s2s.precision import autocast_for
 
@@ -30,10 +31,15 @@ class Translator:
         cfg: DecodeConfig,
         device: torch.device,
         precision: str = "fp32",
+        lm: LSTMLM | None = None,
+        lm_weight: float = 0.0,
     ):
         self.model = model.to(device).eval()
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.cfg, self.device, self.precision = cfg, device, precision
+        # Shallow fusion runs in beam search, also at beam 1 (greedy has no LM).
+        self.lm = lm.to(device).eval() if lm is not None else None
+        self.lm_weight = lm_weight
 
     def _batches(self, lengths: np.ndarray) -> Iterator[np.ndarray]:
         """Longest first, at most `batch_tokens` padded source tokens per batch."""
@@ -86,7 +92,7 @@ class Translator:
         max_len = (lens.float() * self.cfg.max_len_ratio).long() + self.cfg.max_len_a
         src = src.to(self.device)
         with amp:
-            if self.cfg.beam == 1:
+            if self.cfg.beam == 1 and self.lm is None:
                 return [[h] for h in greedy_search(self.model, src, lens, max_len)]
             return beam_search(
                 self.model,
@@ -96,6 +102,8 @@ class Translator:
                 beam=self.cfg.beam,
                 lenpen=self.cfg.lenpen,
                 nbest=self.cfg.nbest,
+                lm=self.lm,
+                lm_weight=self.lm_weight,
             )
 
     def translate_stream(

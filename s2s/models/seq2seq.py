@@ -16,6 +16,7 @@ from s2s.models.ctc import CTCHead
 from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
 from s2s.models.encoder import RNNEncoder
 from s2s.models.frontend import SpecAugment, Subsampler
+from s2s.models.lm import LSTMLM
 from s2s.models.speech import SpeechCTC
 
 __all__ = ["Seq2Seq", "build_model", "token_loss"]
@@ -97,7 +98,21 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
     translation: `Seq2Seq` over `src_vocab` source and `tgt_vocab` target tokens.
     ctc: `SpeechCTC` over `cfg.num_mels` features per frame and `tgt_vocab` output
     symbols; `src_vocab` is unused (pass 0).
+    lm: `LSTMLM` over `tgt_vocab` tokens (emb_dim, hidden_size, dec_layers,
+    dropout, tie_embeddings); `src_vocab` is unused (pass 0).
     """
+    if cfg.task == "lm":
+        lm = LSTMLM(
+            vocab_size=tgt_vocab,
+            emb_dim=cfg.emb_dim,
+            hidden_size=cfg.hidden_size,
+            layers=cfg.dec_layers,
+            dropout=cfg.dropout,
+            tie=cfg.tie_embeddings,
+            padding_idx=PAD,
+        )
+        _init(lm)
+        return lm
     encoder = RNNEncoder(
         input_size=cfg.emb_dim,
         hidden_size=cfg.enc_hidden_size,

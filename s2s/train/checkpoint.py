@@ -21,6 +21,7 @@ from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.errors import S2SError
+from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq, build_model
 from s2s.models.speech import SpeechCTC
 
@@ -30,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "load_speech_model",
+    "load_lm_model",
     "numbered_checkpoints",
 ]
 
@@ -102,6 +104,17 @@ def load_speech_model(
     features = FeatureSettings.from_dict(ckpt["features"])
     cmvn = GlobalCMVN.from_dict(ckpt["cmvn"])
     return model.to(device).eval(), cfg, vocab, features, cmvn
+
+
+def load_lm_model(
+    path: str | Path, device: str | torch.device = "cpu", command: str = "this command"
+) -> tuple[LSTMLM, Config, Vocab]:
+    """Rebuild a language model from a checkpoint alone: (model, config, vocab)."""
+    ckpt, cfg = _load(path, "lm", command)
+    vocab = Vocab(ckpt["vocab"]["tgt"])
+    model = build_model(cfg.model, 0, len(vocab))
+    _load_weights(model, ckpt, path)
+    return model.to(device).eval(), cfg, vocab
 
 
 def _load(path: str | Path, task: str, command: str) -> tuple[dict, Config]:

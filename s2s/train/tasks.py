@@ -70,9 +70,13 @@ class Task(Protocol):
         """Raise S2SError if `ckpt` was trained on data that differs from ours."""
         ...
 
+    # Optional, for a task that carries state from one batch to the next (the LM's
+    # hidden state): `state_dict() -> dict` and `load_state_dict(dict)`. The
+    # trainer stores it in last.pt as "task_state" and restores it on resume.
+
 
 # Which `s2s prep` output each model.task trains on.
-_DATA_FOR_TASK = {"translation": "translation", "ctc": "speech"}
+_DATA_FOR_TASK = {"translation": "translation", "ctc": "speech", "lm": "monolingual"}
 
 
 def load_task(cfg: Config, data_dir: str | Path) -> Task:
@@ -90,6 +94,10 @@ def load_task(cfg: Config, data_dir: str | Path) -> Task:
         from s2s.train.translation_task import TranslationTask
 
         return TranslationTask(cfg, data_dir)
+    if task == "lm":
+        from s2s.train.lm_task import LMTask
+
+        return LMTask(cfg, data_dir)
     from s2s.train.ctc_task import CTCTask
 
     return CTCTask(cfg, data_dir)

@@ -135,6 +135,8 @@ class Trainer:
                 scaler=self.scaler.state_dict(),
                 rng=_rng_state(),
             )
+            if hasattr(self.task, "state_dict"):  # e.g. the LM's carried state
+                payload["task_state"] = self.task.state_dict()
         return payload
 
     def save(self) -> None:
@@ -166,6 +168,8 @@ class Trainer:
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state = RunState(**ckpt["state"])
         _set_rng_state(ckpt["rng"])
+        if "task_state" in ckpt:
+            self.task.load_state_dict(ckpt["task_state"])
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
             f"batch {self.state.batch})"

@@ -1,0 +1,158 @@
+"""`s2s prep text` with one side only: monolingual text for a language model.
+
+Like the parallel preparation it streams (check, train SentencePiece on a sample,
+encode in chunks), so memory stays bounded. The vocabulary is trained here, or
+reused: an LM meant for shallow fusion must share the vocabulary of the model it is
+fused with, so `spm_model` takes a SentencePiece model file (e.g. a translation prep
+directory's `spm.joint.model`, a speech prep directory's `spm.model`) and
+`vocab_from` a checkpoint, whose target vocabulary is used.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from s2s.data.binarized import ShardWriter, write_meta
+from s2s.data.text import iter_lines
+from s2s.data.vocab import UNK, Vocab, train_sentencepiece
+from s2s.errors import S2SError, where
+
+__all__ = ["MonoPrepOptions", "prep_mono"]
+
+_CHUNK = 10_000
+
+
+@dataclass
+class MonoPrepOptions:
+    lang: str
+    train: str
+    valid: str
+    test: str | None = None
+    vocab_size: int = 8000
+    spm_type: str = "unigram"
+    spm_model: str | None = None  # reuse this SentencePiece model file
+    vocab_from: str | None = None  # reuse this checkpoint's target vocabulary
+    drop_empty: bool = False
+    shard_size: int = 1_000_000
+    max_spm_sentences: int = 1_000_000
+
+
+def _lines(path: Path, drop_empty: bool, counts: Counter) -> Iterator[str]:
+    for lineno, line in enumerate(iter_lines(path), 1):
+        if line:
+            yield line
+        elif drop_empty:
+            counts["dropped_empty"] += 1
+        else:
+            raise S2SError(
+                f"{where(path, lineno)}: empty line (use --drop-empty to skip them)"
+            )
+
+
+def reused_vocab(spm_model: str | None, vocab_from: str | None) -> Vocab | None:
+    """The vocabulary named by `--spm-model` or `--vocab-from`, if either is given."""
+    if spm_model and vocab_from:
+        raise S2SError("give --spm-model or --vocab-from, not both")
+    if spm_model:
+        return Vocab.load(spm_model)
+    if vocab_from:
+        from s2s.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(vocab_from)
+        proto = ckpt.get("vocab", {}).get("tgt")
+        if proto is None:
+            raise S2SError(f"{vocab_from}: the checkpoint holds no target vocabulary")
+        return Vocab(proto)
+    return None
+
+
+def prep_mono(
+    opts: MonoPrepOptions, out: str | Path, log: Callable[[str], None] = print
+) -> dict:
+    """Prepare monolingual text into directory `out`; returns the stats written."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    out = Path(out)
+    splits = {"train": opts.train, "valid": opts.valid}
+    if opts.test:
+        splits["test"] = opts.test
+    paths = {split: Path(f"{prefix}.{opts.lang}") for split, prefix in splits.items()}
+    for path in paths.values():
+        if not path.is_file():
+            raise S2SError(f"{path}: no such file")
+    vocab = reused_vocab(opts.spm_model, opts.vocab_from)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    stats: dict[str, dict] = {}
+    for split, path in paths.items():  # pass 1: every line is checked
+        counts: Counter = Counter()
+        stats[split] = {"lines": sum(1 for _ in _lines(path, opts.drop_empty, counts))}
+        stats[split]["lines"] += counts["dropped_empty"]
+        stats[split].update(counts)
+    if stats["train"]["lines"] == stats["train"].get("dropped_empty", 0):
+        raise S2SError(f"{paths['train']}: no training sentences")
+
+    if vocab is None:
+        log(f"training SentencePiece ({opts.spm_type}, {opts.vocab_size} pieces) ...")
+        vocab = train_sentencepiece(
+            _lines(paths["train"], True, Counter()),
+            vocab_size=opts.vocab_size,
+            model_type=opts.spm_type,
+            max_sentences=opts.max_spm_sentences,
+        )
+    else:
+        log(f"reusing {opts.spm_model or opts.vocab_from} ({len(vocab)} pieces)")
+    vocab_file = f"spm.{opts.lang}.model"
+    (out / vocab_file).write_bytes(vocab.proto)
+
+    dtype = "uint16" if len(vocab) < 2**16 else "int32"
+    shards = {}
+    with Progress(console=Console(stderr=True)) as progress:
+        for split, path in paths.items():
+            n = stats[split]["lines"] - stats[split].get("dropped_empty", 0)
+            task = progress.add_task(f"encoding {split}", total=n)
+            writer = ShardWriter(out, f"{split}.tgt", dtype, opts.shard_size)
+            lines = _lines(path, True, Counter())
+            unk = 0
+            while chunk := list(islice(lines, _CHUNK)):
+                for ids in vocab.encode(chunk):
+                    writer.add(ids)  # BOS/EOS join the sentences when streamed
+                    unk += int(np.count_nonzero(np.asarray(ids) == UNK))
+                progress.advance(task, len(chunk))
+            shards[split] = {"tgt": writer.close()}
+            stats[split].update(kept=writer.items, tokens=writer.tokens, unk=unk)
+    write_meta(
+        out,
+        {
+            "task": "monolingual",
+            "tgt": opts.lang,
+            "vocab": {"tgt": vocab_file},
+            "vocab_size": {"tgt": len(vocab)},
+            "dtype": dtype,
+            "shards": shards,
+            "stats": stats,
+            "options": {
+                "vocab_size": opts.vocab_size,
+                "spm_type": opts.spm_type,
+                "spm_model": opts.spm_model,
+                "vocab_from": opts.vocab_from,
+            },
+        },
+    )
+    for split, s in stats.items():
+        n_empty = s.get("dropped_empty", 0)
+        dropped = f"; dropped {n_empty} empty" if n_empty else ""
+        log(
+            f"{split}: {s['kept']} sentences, {s['tokens']} tokens "
+            f"({s['unk']} unknown){dropped}"
+        )
+    log(f"wrote {out} in {time.time() - t0:.1f}s")
+    return stats

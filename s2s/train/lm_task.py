@@ -1,0 +1,160 @@
+"""The language-model task: truncated BPTT over a continuous token stream.
+
+The training stream is cut into R = batch_tokens // bptt rows read side by side
+(`s2s.data.stream`); batch i is segment i of every row. The LSTM state at the end of
+a batch is detached and carried into the next one, so the model sees context
+beyond a segment while gradients stop at its border. The state is reset at the
+start of every epoch, and it travels in `last.pt` (`state_dict`) so that a resumed
+run continues every row exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from s2s.config import Config
+from s2s.data.stream import (
+    MonoData,
+    StreamBatch,
+    segment_bounds,
+    stream_batch,
+    stream_rows,
+    token_stream,
+)
+from s2s.data.vocab import BOS, PAD
+from s2s.errors import S2SError
+from s2s.models.lm import LSTMLM, LMState
+from s2s.models.seq2seq import build_model, token_loss
+from s2s.train.tasks import Backward
+
+__all__ = ["LMTask", "stream_nll"]
+
+
+class LMTask:
+    def __init__(self, cfg: Config, data_dir: str | Path):
+        self.cfg = cfg
+        self.data = {s: MonoData(data_dir, s) for s in ("train", "valid")}
+        if len(self.data["train"]) == 0:
+            raise S2SError(f"{data_dir}: the training split is empty")
+        self.vocab = self.data["train"].vocab()
+        tc = cfg.train
+        self.num_rows = max(1, tc.batch_tokens // tc.bptt)
+        self.rows = {
+            split: stream_rows(token_stream(d.tokens), self.num_rows)
+            for split, d in self.data.items()
+        }  # (R, S + 1) each
+        self._state: LMState | None = None  # carried from the previous batch
+
+    def describe(self) -> str:
+        train = self.data["train"]
+        R, S = self.rows["train"].shape
+        return (
+            f"{len(train)} sentences, {int(train.tokens.lengths.sum())} tokens in "
+            f"{R} streams of {S - 1}"
+        )
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.cfg.model, 0, len(self.vocab))
+
+    def batches(
+        self, split: str, seed: int = 0, epoch: int = 0, shuffle: bool = True
+    ) -> list[np.ndarray]:
+        """Segments [start, end) of the rows; the order is the stream's own (the
+        carried state needs it), `shuffle` only allows varied lengths."""
+        tc = self.cfg.train
+        length = self.rows[split].shape[1] - 1
+        vary = tc.bptt_random and shuffle and split == "train"
+        return segment_bounds(length, tc.bptt, vary, seed, epoch)
+
+    def units(self, split: str, ids: np.ndarray) -> int:
+        seg = self.rows[split][:, int(ids[0]) + 1 : int(ids[1]) + 1]
+        return int(np.count_nonzero((seg != PAD) & (seg != BOS)))
+
+    def collate(self, split: str, ids: np.ndarray) -> StreamBatch:
+        return stream_batch(self.rows[split], ids)
+
+    def forward_backward(
+        self,
+        model: nn.Module,
+        batch: StreamBatch,
+        scale: float,
+        backward: Backward,
+        autocast,
+    ) -> tuple[float, dict[str, int]]:
+        device = batch.inputs.device
+        if batch.start == 0 or self._state is None:
+            state = model.init_state(batch.inputs.size(0), device)
+        else:
+            state = tuple(s.to(device) for s in self._state)
+        with autocast:
+            logits, state = model(batch.inputs, state)  # (R, T, V)
+            loss = token_loss(logits, batch.targets, self.cfg.model.label_smoothing)
+        backward(loss * scale)
+        # Detached: the next batch starts from these values, but its gradient stops
+        # here (truncated BPTT).
+        self._state = (state[0].detach(), state[1].detach())
+        return float(loss.detach()), {}
+
+    @torch.no_grad()
+    def validate(
+        self, model: nn.Module, device: torch.device, precision: str, autocast
+    ) -> dict[str, float]:
+        nll, ntok = stream_nll(
+            model, self.rows["valid"], self.cfg.train.bptt, device, autocast
+        )
+        loss = nll / max(ntok, 1)
+        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
+
+    def checkpoint_extras(self) -> dict[str, Any]:
+        meta = self.data["train"].meta
+        return {
+            "vocab": {"tgt": self.vocab.proto},
+            "data_meta": {k: meta[k] for k in ("tgt", "task")},
+        }
+
+    def check_resume(self, ckpt: dict[str, Any], path: Path) -> None:
+        if ckpt["vocab"].get("tgt") != self.vocab.proto:
+            raise S2SError(
+                f"{path} was trained with a different vocabulary than "
+                f"{self.data['train'].directory}; resume with the same data"
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The carried LSTM state, for `last.pt`."""
+        if self._state is None:
+            return {"hidden": None}
+        return {"hidden": [s.cpu() for s in self._state]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        hidden = state.get("hidden")
+        self._state = None if hidden is None else (hidden[0], hidden[1])
+
+
+@torch.no_grad()
+def stream_nll(
+    model: LSTMLM,
+    rows: np.ndarray,
+    bptt: int,
+    device: torch.device,
+    autocast,
+    carry: bool = True,
+) -> tuple[float, int]:
+    """Summed negative log-likelihood and target count of `rows` (R, S + 1), read
+    in segments of `bptt` with the state carried (or reset, `carry=False`)."""
+    nll, ntok = 0.0, 0
+    state = model.init_state(rows.shape[0], device)
+    for bounds in segment_bounds(rows.shape[1] - 1, bptt):
+        b = stream_batch(rows, bounds).to(device)
+        if not carry:
+            state = model.init_state(rows.shape[0], device)
+        with autocast:
+            logits, state = model(b.inputs, state)
+        nll += float(token_loss(logits, b.targets, 0.0))
+        ntok += b.num_tokens
+    return nll, ntok
