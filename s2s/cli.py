@@ -271,7 +271,10 @@ def translate(
     ] = None,
     lm_weight: Annotated[
         float | None,
-        typer.Option(help="Fusion weight of the LM's log-probabilities (default 0.2)"),
+        typer.Option(
+            help="Fusion weight of the LM's log-probabilities (needed with --lm; "
+            "choose it on a validation set)"
+        ),
     ] = None,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
@@ -328,7 +331,10 @@ def transcribe(
     ] = None,
     lm_weight: Annotated[
         float | None,
-        typer.Option(help="Fusion weight of the LM's log-probabilities (default 0.2)"),
+        typer.Option(
+            help="Fusion weight of the LM's log-probabilities (needed with --lm; "
+            "choose it on a validation set)"
+        ),
     ] = None,
 ) -> None:
     """Transcribe audio with a CTC checkpoint: id, tab, text per file."""

@@ -246,6 +246,10 @@ def test_translate_with_lm_through_the_cli(mt_run, lms, toy_raw, tmp_path):
     assert outs["w0"] == outs["plain"] and len(outs["plain"].splitlines()) == 20
     assert "LM" in r.output and "weight 1" in r.output
     r = runner.invoke(app, [*base, "--beam", "1", "--lm", str(lms[0])])
+    assert r.exit_code == 1 and "--lm needs --lm-weight" in r.output
+    r = runner.invoke(
+        app, [*base, "--beam", "1", "--lm", str(lms[0]), "--lm-weight", "0.5"]
+    )
     assert r.exit_code == 0, r.output  # beam search of width 1
     r = runner.invoke(app, [*base, "--lm", str(lms[1]), "--lm-weight", "0.3"])
     assert r.exit_code == 1 and "error:" in r.output and "differs" in r.output
@@ -289,5 +293,5 @@ def test_transcribe_with_lm_through_the_cli(tone_run, tone_raw, lms, tmp_path):
         assert r.exit_code == 0, r.output
         outs[name] = (tmp_path / name).read_text()
     assert outs["w0"] == outs["plain"] and len(outs["plain"].splitlines()) == 12
-    r = runner.invoke(app, [*base, "--lm", str(lms[0])])
+    r = runner.invoke(app, [*base, "--lm", str(lms[0]), "--lm-weight", "0.1"])
     assert r.exit_code == 1 and "differs" in r.output and "Traceback" not in r.output

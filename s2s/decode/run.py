@@ -7,15 +7,18 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
 
-__all__ = ["translate_file", "transcribe_files", "read_aligned", "DEFAULT_LM_WEIGHT"]
+if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
+    import torch
 
-# Fusion weight when --lm comes without --lm-weight (tuned on mt-de-en's validation
-# set, recipes/lm-en/RESULTS.md).
-DEFAULT_LM_WEIGHT = 0.2
+    from s2s.data.vocab import Vocab
+    from s2s.models.lm import LSTMLM
+
+__all__ = ["translate_file", "transcribe_files", "read_aligned"]
 
 
 def translate_file(
@@ -59,8 +62,10 @@ def translate_file(
         dcfg.nbest = min(dcfg.nbest, dcfg.beam)
     if dcfg.nbest > dcfg.beam:
         raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
-    fused = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
-    translator = Translator(model, src_vocab, tgt_vocab, dcfg, dev, precision, *fused)
+    lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
+    translator = Translator(
+        model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight
+    )
     name = "<stdin>" if input == "-" else input
     out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
     t0, n, empty = time.time(), 0, 0
@@ -81,7 +86,7 @@ def translate_file(
     dt = time.time() - t0
     print(
         f"translated {n} lines in {dt:.1f}s ({n / max(dt, 1e-9):.1f} lines/s, beam "
-        f"{dcfg.beam}{_fusion_note(lm, fused[1])})"
+        f"{dcfg.beam}{_fusion_note(lm, weight)})"
         + (f"; {empty} empty lines left empty" if empty else ""),
         file=sys.stderr,
     )
@@ -91,21 +96,24 @@ def translate_file(
 def _fusion_lm(
     lm: str | Path | None,
     lm_weight: float | None,
-    vocab,
-    device,
+    vocab: Vocab,
+    device: torch.device,
     checkpoint: str | Path,
-):
-    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`."""
+) -> tuple[LSTMLM | None, float]:
+    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`. The weight
+    has no default: the best one depends on both models (recipes/lm-en/RESULTS.md
+    measured 0 for its pair), so it is chosen on a validation set."""
     from s2s.decode.fusion import load_lm
 
     if lm is None:
         if lm_weight is not None:
             raise S2SError("--lm-weight needs --lm (a language model checkpoint)")
         return None, 0.0
-    weight = DEFAULT_LM_WEIGHT if lm_weight is None else lm_weight
-    if weight < 0:
-        raise S2SError(f"--lm-weight must be >= 0, got {weight}")
-    return load_lm(lm, vocab, device, model_path=checkpoint), weight
+    if lm_weight is None:
+        raise S2SError("--lm needs --lm-weight (choose it on a validation set)")
+    if lm_weight < 0:
+        raise S2SError(f"--lm-weight must be >= 0, got {lm_weight}")
+    return load_lm(lm, vocab, device, model_path=checkpoint), lm_weight
 
 
 def _fusion_note(lm: str | Path | None, weight: float) -> str:
@@ -167,9 +175,9 @@ def transcribe_files(
             f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
             f"--chunk-overlap {dcfg.chunk_overlap} (and the overlap >= 0)"
         )
-    fused = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
+    lm_model, weight = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
     transcriber = Transcriber(
-        model, vocab, features, cmvn, dcfg, dev, precision, *fused
+        model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
     )
 
     t0 = time.time()
@@ -213,7 +221,7 @@ def transcribe_files(
     print(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
         f"real-time factor {dt / max(total, 1e-9):.3f} (beam {dcfg.beam}, {dev}"
-        f"{_fusion_note(lm, fused[1])})",
+        f"{_fusion_note(lm, weight)})",
         file=sys.stderr,
     )
     return len(items)
