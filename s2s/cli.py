@@ -248,6 +248,19 @@ def train(
     Trainer(cfg, data, out, resume=resume).run()
 
 
+LMOption = Annotated[
+    Path | None,
+    typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
+]
+LMWeightOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Fusion weight of the LM's log-probabilities (needed with --lm; choose "
+        "it on a validation set)"
+    ),
+]
+
+
 @app.command()
 @friendly
 def translate(
@@ -265,17 +278,8 @@ def translate(
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: torch's default)")
     ] = 0,
-    lm: Annotated[
-        Path | None,
-        typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
-    ] = None,
-    lm_weight: Annotated[
-        float | None,
-        typer.Option(
-            help="Fusion weight of the LM's log-probabilities (needed with --lm; "
-            "choose it on a validation set)"
-        ),
-    ] = None,
+    lm: LMOption = None,
+    lm_weight: LMWeightOption = None,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -325,17 +329,8 @@ def transcribe(
     threads: Annotated[
         int, typer.Option(help="CPU threads for torch (0: torch's default)")
     ] = 0,
-    lm: Annotated[
-        Path | None,
-        typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
-    ] = None,
-    lm_weight: Annotated[
-        float | None,
-        typer.Option(
-            help="Fusion weight of the LM's log-probabilities (needed with --lm; "
-            "choose it on a validation set)"
-        ),
-    ] = None,
+    lm: LMOption = None,
+    lm_weight: LMWeightOption = None,
 ) -> None:
     """Transcribe audio with a CTC checkpoint: id, tab, text per file."""
     from s2s.decode.run import transcribe_files
