@@ -129,6 +129,15 @@ def test_empty_file_zero_samples_and_absurd_rates(tmp_path):
         path.write_bytes(bytes(data))
         with pytest.raises(S2SError, match=rf"rate{rate}\.wav: sample rate {rate} Hz"):
             load_audio(path, RATE)
+    # Rates with no common factor would need a (rate x 16000) resampling kernel.
+    for rate in (16_001, 44_101, 767_999):
+        data = bytearray(VALID["wav"])
+        struct.pack_into("<I", data, 24, rate)
+        path = tmp_path / f"rate{rate}.wav"
+        path.write_bytes(bytes(data))
+        with pytest.raises(S2SError, match=rf"cannot resample {rate} Hz to 16000 Hz"):
+            load_audio(path, RATE)
+        assert audio_seconds(path) > 0  # the header itself is fine
 
 
 def test_not_a_regular_file(tmp_path):

@@ -68,6 +68,7 @@ def load_audio(
             f"{where(path)}: {seconds:.1f} s is longer than the limit of "
             f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
         )
+    _check_resampling(path, info.samplerate, sample_rate)
     try:
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as err:
@@ -97,6 +98,7 @@ _DECODE_ERRORS = (RuntimeError, soundfile.SoundFileError, OSError, ValueError)
 # Header rates outside this range are corrupt, not audio: resampling 1 Hz "audio" to
 # 16 kHz would allocate 16000 samples per stored one.
 _MIN_RATE, _MAX_RATE = 1000, 768_000
+_MAX_RESAMPLE_TERMS = 1_000_000
 
 
 def _header(path: Path) -> soundfile._SoundFileInfo:
@@ -113,6 +115,18 @@ def _header(path: Path) -> soundfile._SoundFileInfo:
     if info.frames <= 0:
         raise S2SError(f"{where(path)}: empty audio (0 samples)")
     return info
+
+
+def _check_resampling(path: Path, file_rate: int, sample_rate: int) -> None:
+    # The sinc kernel has about (file_rate / g) * (sample_rate / g) entries for
+    # g = gcd: 441 * 160 from 44.1 to 16 kHz, but 16001 * 16000 from 16001 Hz.
+    g = math.gcd(file_rate, sample_rate)
+    if (file_rate // g) * (sample_rate // g) > _MAX_RESAMPLE_TERMS:
+        raise S2SError(
+            f"{where(path)}: cannot resample {file_rate} Hz to {sample_rate} Hz "
+            f"(the rates share no large common factor; convert the file to "
+            f"{sample_rate} Hz first)"
+        )
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
