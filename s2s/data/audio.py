@@ -57,7 +57,9 @@ def load_audio(
 
     Raises:
         S2SError: the file is missing, empty, cannot be decoded, holds non-finite
-            samples, or is longer than `max_seconds`; the message names the file.
+            samples, is longer than `max_seconds`, or its header gives a rate that
+            is implausible or too costly to resample from; the message names the
+            file.
     """
     path = _check_file(path)
     # The header is read first so an overlong file fails before it is decoded.
@@ -169,8 +171,8 @@ def read_manifest(
     Raises:
         S2SError: naming the manifest and line, for a missing file, a wrong header,
             a wrong number of columns, an empty id or path, a duration that is not a
-            positive number, a duplicate id, bytes that are not UTF-8, a blank line,
-            or an empty transcript when `require_text` is true.
+            positive number, a duplicate id, bytes that are not UTF-8, a NUL byte, a
+            blank line, or an empty transcript when `require_text` is true.
     """
     path = Path(path)
     try:
