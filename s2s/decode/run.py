@@ -3,6 +3,7 @@ with paths."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import replace
@@ -54,7 +55,7 @@ def translate_file(
         raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
     translator = Translator(model, src_vocab, tgt_vocab, dcfg, dev, precision)
     name = "<stdin>" if input == "-" else input
-    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    out = _open_output(output)
     t0, n, empty = time.time(), 0, 0
     try:
         lines = iter_lines(input)
@@ -133,14 +134,17 @@ def transcribe_files(
         )
     transcriber = Transcriber(model, vocab, features, cmvn, dcfg, dev, precision)
 
-    t0 = time.time()
-    seconds = []
-    for _, path in items:  # headers only: a bad file fails before any work
+    def located(i: int, read, *args):
+        """`read(path_i, *args)`; errors name the manifest line of item i."""
         try:
-            seconds.append(audio_seconds(path))
+            return read(items[i][1], *args)
         except S2SError as e:
-            line = f"{manifest}:{len(seconds) + 2}: " if manifest is not None else ""
+            line = f"{manifest}:{i + 2}: " if manifest is not None else ""
             raise S2SError(f"{line}{e}") from None
+
+    t0 = time.time()
+    # Headers only: a bad file fails before any work.
+    seconds = [located(i, audio_seconds) for i in range(len(items))]
     texts: list[str] = [""] * len(items)
     frames_per_second = 1000.0 / features.frame_shift_ms
     order = sorted(range(len(items)), key=lambda i: -seconds[i])
@@ -151,7 +155,7 @@ def transcribe_files(
         longest = min(seconds[order[start]], dcfg.chunk_seconds) * frames_per_second
         size = max(1, int(dcfg.batch_tokens // max(longest, 1)))
         group = order[start : start + size]
-        waves = [load_audio(items[i][1], features.sample_rate) for i in group]
+        waves = [located(i, load_audio, features.sample_rate) for i in group]
         for i, wave in zip(group, waves, strict=True):
             if transcriber.extract.num_frames(wave.numel()) == 0:
                 raise S2SError(
@@ -161,7 +165,7 @@ def transcribe_files(
         for i, text in zip(group, transcriber.transcribe(waves), strict=True):
             texts[i] = text
         start += size
-    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    out = _open_output(output)
     try:
         for (utt_id, _), text in zip(items, texts, strict=True):
             out.write(f"{text}\n" if len(items) == 1 else f"{utt_id}\t{text}\n")
@@ -179,6 +183,15 @@ def transcribe_files(
     return len(items)
 
 
+def _open_output(output: str):
+    if output == "-":
+        return sys.stdout
+    try:
+        return open(output, "w", encoding="utf-8")  # noqa: SIM115 - caller closes
+    except OSError as e:
+        raise S2SError(f"{output}: cannot write: {e.strerror}") from None
+
+
 def _audio_items(
     audio: list[str], manifest: str | Path | None
 ) -> list[tuple[str, Path]]:
@@ -190,8 +203,10 @@ def _audio_items(
     if manifest is not None:
         return [(u.id, u.path) for u in read_manifest(manifest, require_text=False)]
     if audio == ["-"]:
-        # Paths are kept byte for byte (no whitespace folding); blank lines skipped.
-        audio = [p.rstrip("\r") for p in sys.stdin.read().splitlines() if p.strip()]
+        # Paths are kept byte for byte (no whitespace folding, any encoding the file
+        # system takes); blank lines skipped.
+        raw = sys.stdin.buffer.read().split(b"\n")
+        audio = [os.fsdecode(p.rstrip(b"\r")) for p in raw if p.strip()]
     elif "-" in audio:
         raise S2SError("- (paths on stdin) cannot be mixed with audio files")
     if not audio:
