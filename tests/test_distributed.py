@@ -106,3 +106,20 @@ def test_distributed_resume_continues_exactly(ddp_runs):
     assert not torch.equal(
         straight["rng_ranks"][0]["torch"], straight["rng_ranks"][1]["torch"]
     )
+
+
+def test_out_of_memory_on_one_rank_is_skipped_by_both(ddp_runs):
+    last = load_checkpoint(ddp_runs / "oom" / "last.pt")
+    assert last["state"]["step"] == 4 and last["state"]["oom_skipped"] == 1
+    assert [r["oom_skipped"] for r in _records(ddp_runs / "oom") if "loss" in r] == [
+        0,
+        1,
+        1,
+        1,
+    ]
+
+
+def test_a_signal_to_one_rank_stops_both_after_the_same_step(ddp_runs):
+    assert load_checkpoint(ddp_runs / "signal" / "last.pt")["state"]["step"] == 4
+    valid = [r["step"] for r in _records(ddp_runs / "signal") if "valid_loss" in r]
+    assert valid == [3]  # a signal stops without validating
