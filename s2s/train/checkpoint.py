@@ -34,6 +34,7 @@ __all__ = [
     "load_speech_model",
     "numbered_checkpoints",
     "check_output_dir",
+    "check_same_model",
     "remove_stale_temporaries",
     "rng_state",
     "set_rng_state",
@@ -136,6 +137,20 @@ def numbered_checkpoints(directory: str | Path) -> list[Path]:
         if m:
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def check_same_model(ckpt: dict, cfg: Config, path: str | Path) -> None:
+    """Resuming: the model settings must be the checkpoint's."""
+    old_model = ckpt["config"]["model"]
+    new_model = cfg.to_dict()["model"]
+    diff = [k for k in new_model if old_model.get(k) != new_model[k]]
+    if diff:
+        raise S2SError(
+            f"{path}: model settings differ from the checkpoint's: "
+            + ", ".join(
+                f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
+            )
+        )
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:

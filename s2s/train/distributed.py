@@ -132,10 +132,16 @@ class Distributed:
         return result
 
     def sum_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
-        """Sum `.grad` over ranks in place; a missing gradient counts as zeros."""
+        """Sum `.grad` over ranks in place. A parameter without a gradient on some
+        ranks counts as zeros there; one without a gradient on every rank keeps
+        none, as in one process (AdamW then leaves it alone)."""
         if not self.enabled:
             return
         params = [p for p in params if p.requires_grad]
+        if not params:
+            return
+        has = self.max([p.grad is not None for p in params], params[0].device)
+        params = [p for p, h in zip(params, has, strict=True) if h]
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)

@@ -34,6 +34,7 @@ from s2s.memory import OutOfMemory, release_memory
 from s2s.precision import autocast_for
 from s2s.train.checkpoint import (
     check_output_dir,
+    check_same_model,
     load_checkpoint,
     numbered_checkpoints,
     remove_stale_temporaries,
@@ -185,16 +186,7 @@ class Trainer:
             )
         ckpt = load_checkpoint(path)
         self.task.check_resume(ckpt, path)
-        old_model = ckpt["config"]["model"]
-        new_model = self.cfg.to_dict()["model"]
-        diff = [k for k in new_model if old_model.get(k) != new_model[k]]
-        if diff:
-            raise S2SError(
-                f"{path}: model settings differ from the checkpoint's: "
-                + ", ".join(
-                    f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
-                )
-            )
+        check_same_model(ckpt, self.cfg, path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
@@ -207,8 +199,8 @@ class Trainer:
         else:  # the weights resume exactly, dropout's randomness cannot
             seed_rank(self.tc.seed + self.state.step, self.dist.rank)
             self.console.print(
-                f"[yellow]{path} was written by {len(ranks)} processes, this run has "
-                f"{self.dist.world}: it continues, but not bit-for-bit"
+                f"[yellow]{path} comes from a run of world size {len(ranks)}, this "
+                f"one has {self.dist.world}: it continues, but not bit-for-bit"
             )
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
@@ -251,10 +243,10 @@ class Trainer:
             release_memory(self.device)
             st.oom_skipped += 1
             st.oom_in_a_row += 1
+            where = "a rank" if dist.enabled else self.device
             self.console.print(
-                f"[yellow]step {st.step}: out of memory on {self.device}"
-                f"{' (a rank)' if dist.enabled else ''}, batch skipped; if this "
-                f"repeats, lower train.batch_tokens (now {self.tc.batch_tokens})"
+                f"[yellow]step {st.step}: out of memory on {where}, step skipped; if "
+                f"this repeats, lower train.batch_tokens (now {self.tc.batch_tokens})"
             )
             return 0.0, 0, {}
         st.oom_in_a_row = 0
