@@ -29,7 +29,9 @@ class Report:
         )
 
         self.dist, self.console = dist, console
-        self.metrics = open(out / "metrics.jsonl", "a") if dist.is_main else None  # noqa: SIM115
+        self.metrics = None
+        if dist.is_main:
+            self.metrics = open(out / "metrics.jsonl", "a")  # noqa: SIM115
         self.bar = Progress(
             TextColumn("[bold]train"),
             BarColumn(),
