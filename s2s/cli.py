@@ -197,7 +197,7 @@ def train(
         bool, typer.Option(help="Continue from OUT/last.pt if it exists")
     ] = False,
 ) -> None:
-    """Train a model."""
+    """Train a model (under torchrun: one of its data-parallel processes)."""
     from s2s.config import load_config
     from s2s.train.trainer import Trainer
 

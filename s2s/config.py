@@ -122,6 +122,11 @@ class TrainConfig:
     plateau_patience: int = _f(2, "plateau schedule: validations without gain")
     min_lr: float = _f(1e-5, "the learning rate never falls below this")
     clip_norm: float = _f(1.0, "clip the global gradient norm to this (0: off)")
+    max_bad_steps: int = _f(
+        20,
+        "stop with an error after this many steps in a row were skipped for "
+        "non-finite gradients, or for running out of memory (0: never)",
+    )
     tbptt_steps: int = _f(
         0,
         "truncated BPTT: run the target in chunks of this many steps, carrying the "
@@ -132,6 +137,11 @@ class TrainConfig:
     )
     device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N")
     seed: int = _f(1, "seed for initialisation, batch order and dropout")
+    deterministic: bool = _f(
+        False,
+        "GPU: deterministic algorithms where torch has them (slower; cuDNN LSTMs "
+        "and CTC backward may still vary, see docs/distributed.md)",
+    )
     valid_every: int = _f(1000, "validate every this many steps (and at the end)")
     valid_bleu: bool = _f(
         True,
@@ -354,6 +364,8 @@ def validate(cfg: Config) -> None:
         )
     if t.tbptt_steps < 0:
         raise S2SError(f"train.tbptt_steps must be >= 0, got {t.tbptt_steps}")
+    if t.max_bad_steps < 0:
+        raise S2SError(f"train.max_bad_steps must be >= 0, got {t.max_bad_steps}")
     for key, value in {
         "model.subsample_channels": m.subsample_channels,
         "model.freq_masks": m.freq_masks,

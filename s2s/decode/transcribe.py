@@ -23,6 +23,7 @@ from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.errors import S2SError
+from s2s.memory import split_on_oom
 from s2s.models.speech import SpeechCTC
 from s2s.precision import autocast_for
 
@@ -108,7 +109,14 @@ class Transcriber:
             longest = pieces[start].end - pieces[start].start
             size = max(1, self.cfg.batch_tokens // longest)
             group = pieces[start : start + size]
-            for p, lp in zip(group, self._encode(waves, group), strict=True):
+            # Out of memory: halve the batch and retry, down to one window.
+            encoded = split_on_oom(
+                lambda part: self._encode(waves, part),
+                group,
+                self.device,
+                "lower decode.chunk_seconds, or transcribe on the CPU",
+            )
+            for p, lp in zip(group, encoded, strict=True):
                 out[p.wave, p.start] = lp
             start += size
         return [self._stitch(out, w, wave) for w, wave in enumerate(waves)]
