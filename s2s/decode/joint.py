@@ -178,8 +178,9 @@ def joint_beam_search(
         end_margin: end detection, see below.
 
     Every step takes the best 2K extensions of each utterance: the EOS ones among
-    the first K finish, the best K others go on. An utterance is done at its frame
-    count, when nothing is left alive, or once `nbest` hypotheses have finished
+    the first K finish, the best K others go on. An utterance is done when its
+    hypotheses have as many tokens as it has frames (they can only end then), when
+    nothing is left alive, or once `nbest` hypotheses have finished
     and the best live one cannot catch up with the best finished one: scores only
     fall apart from the bonus, so it cannot if it is behind by more than the bonus
     can still add, and with a positive bonus it is not expected to if it is behind
@@ -187,7 +188,7 @@ def joint_beam_search(
 
     Returns:
         For each utterance up to `nbest` (tokens without BOS/EOS, score), best
-        first.
+        first; none if no hypothesis could end (CTC found every one impossible).
     """
     B, T, V = log_probs.shape
     K, device, lam = beam, log_probs.device, ctc_weight
@@ -212,8 +213,9 @@ def joint_beam_search(
     best_done = torch.full((B,), _NEG_INF, device=device)
     bonus_left = max(length_bonus, 0.0)
 
-    for t in range(int(max_len.max())):
+    for t in range(int(max_len.max()) + 1):  # the last step only ends hypotheses
         n = alive.numel()
+        last_step = (t >= max_len[alive]).repeat_interleave(K)  # (n*K,)
         logp, state, _ = decoder.step(tokens, state, mem)  # (n*K, V)
         tok = (1.0 - lam) * logp if lam < 1 else torch.zeros_like(logp)
         if use_lm:
@@ -236,6 +238,8 @@ def joint_beam_search(
             gain = torch.where(old > _NEG_INF, prefix - old, _NEG_INF)
             cand_s = cand_s + lam * gain
         cand_s = cand_s + torch.where(cand == EOS, 0.0, length_bonus)
+        # At most one token per frame: at the limit, hypotheses can only end.
+        cand_s = cand_s.masked_fill(last_step[:, None] & (cand != EOS), _NEG_INF)
         Cn = cand.size(1)
         total = (scores.view(-1, 1) + cand_s).view(n, K * Cn)
         top_s, top_i = total.topk(min(2 * K, K * Cn), dim=1)  # (n, 2K)
@@ -266,17 +270,13 @@ def joint_beam_search(
             )
 
         # Stop utterances that are at their length limit or decided.
-        left = max_len[alive] - (t + 1)  # (n,)
+        left = (max_len[alive] - t - 1).clamp_min(0)  # tokens live ones may add
         live = scores[:, 0]  # (n,) the best live score
         behind = (live + bonus_left * left <= best_done) | (
             live < best_done - end_margin
         )
-        done = (left <= 0) | (live == _NEG_INF) | ((n_done >= nbest) & behind)
-        for i in ((left <= 0) & (n_done < nbest)).nonzero()[:, 0].tolist():
-            for j in range(K):  # out of frames: live hypotheses end as they are
-                if scores[i, j] > _NEG_INF:
-                    seq = seqs[i * K + j].tolist()
-                    finished[int(alive[i])].append((seq, float(scores[i, j])))
+        done = last_step.view(n, K)[:, 0] | (live == _NEG_INF)
+        done |= (n_done >= nbest) & behind
         if done.all():
             break
         if done.any():
@@ -293,4 +293,4 @@ def joint_beam_search(
                 x = x[:T_alive]
                 ctc = ctc.select(keep_rows)
                 ctc.r = ctc.r[:T_alive]
-    return [sorted(h, key=lambda x: -x[1])[:nbest] for h in finished]
+    return [sorted(h, key=lambda hyp: -hyp[1])[:nbest] for h in finished]
