@@ -82,27 +82,28 @@ class ModelConfig:
         "cross-entropy, both summed over the batch and divided by the same count",
     )
     num_mels: int = _f(
-        80, "ctc: log-mel bins per frame; must match `s2s prep speech --num-mels`"
+        80, "speech: log-mel bins per frame; must match `s2s prep speech --num-mels`"
     )
     subsample: Literal["conv", "stack"] = _f(
         "conv",
-        "ctc: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
+        "speech: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
         "convolutions, or 4 stacked frames and a linear layer (cheapest)",
     )
     subsample_channels: int = _f(
-        0, "ctc: channels of the conv subsampler (0: emb_dim); they cost much on CPUs"
+        0,
+        "speech: channels of the conv subsampler (0: emb_dim); they cost much on CPUs",
     )
     specaugment: bool = _f(
-        True, "ctc: SpecAugment frequency and time masks on training batches"
+        True, "speech: SpecAugment frequency and time masks on training batches"
     )
-    freq_masks: int = _f(2, "ctc SpecAugment: frequency masks per utterance")
-    freq_width: int = _f(27, "ctc SpecAugment: widest frequency mask, in mel bins")
-    time_masks: int = _f(2, "ctc SpecAugment: time masks per utterance")
+    freq_masks: int = _f(2, "speech SpecAugment: frequency masks per utterance")
+    freq_width: int = _f(27, "speech SpecAugment: widest frequency mask, in mel bins")
+    time_masks: int = _f(2, "speech SpecAugment: time masks per utterance")
     time_width_ratio: float = _f(
-        0.05, "ctc SpecAugment: widest time mask as a fraction of the utterance"
+        0.05, "speech SpecAugment: widest time mask as a fraction of the utterance"
     )
     max_time_width: int = _f(
-        40, "ctc SpecAugment: widest time mask in frames (0: no cap)"
+        40, "speech SpecAugment: widest time mask in frames (0: no cap)"
     )
 
 
@@ -166,7 +167,11 @@ class TrainConfig:
 class DecodeConfig:
     beam: int = _f(5, "beam size (1: greedy)")
     nbest: int = _f(1, "hypotheses printed per input")
-    lenpen: float = _f(0.6, "GNMT length penalty alpha: ((5 + len) / 6) ** alpha")
+    lenpen: float = _f(
+        0.6,
+        "translation: GNMT length penalty alpha, ((5 + len) / 6) ** alpha (speech: "
+        "decode.length_bonus)",
+    )
     max_len_ratio: float = _f(
         2.0,
         "translation: output at most ratio * source length + max_len_a tokens "
@@ -181,8 +186,8 @@ class DecodeConfig:
     )
     chunk_seconds: float = _f(
         30.0,
-        "ctc: audio longer than this is encoded in overlapping windows of this "
-        "length, so memory stays bounded on long files",
+        "speech: audio longer than this is encoded in windows of at most this "
+        "length, so memory stays bounded on long files (see chunk_overlap)",
     )
     chunk_overlap: float = _f(
         4.0,

@@ -73,7 +73,7 @@ class Task(Protocol):
 
 # Which `s2s prep` output each model.task trains on, and the task to suggest for it.
 _DATA_FOR_TASK = {"translation": "translation", "ctc": "speech", "joint": "speech"}
-_TASK_FOR_DATA = {"translation": "translation", "speech": "ctc"}
+_TASK_FOR_DATA = {"translation": "translation", "speech": "ctc (or joint)"}
 
 
 def load_task(cfg: Config, data_dir: str | Path) -> Task:
