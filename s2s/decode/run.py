@@ -95,6 +95,9 @@ def transcribe_files(
     manifest: str | Path | None = None,
     output: str = "-",
     beam: int | None = None,
+    mode: str | None = None,
+    ctc_weight: float | None = None,
+    length_bonus: float | None = None,
     chunk_seconds: float | None = None,
     chunk_overlap: float | None = None,
     batch_tokens: int | None = None,
@@ -105,7 +108,8 @@ def transcribe_files(
     """Transcribe audio files (paths, `-` for a list of paths on stdin, or a TSV
     manifest) into `output`, one `id<TAB>text` line each in input order (the text
     alone for a single file); returns the file count. The real-time factor goes to
-    stderr."""
+    stderr. `mode`, `ctc_weight`, `length_bonus` and the others left None keep the
+    checkpoint's decode settings (`s2s.config.DecodeConfig`)."""
     import torch
 
     from s2s.data.audio import audio_seconds, load_audio
@@ -120,6 +124,9 @@ def transcribe_files(
     model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
     changes = dict(
         beam=beam,
+        mode=mode,
+        ctc_weight=ctc_weight,
+        length_bonus=length_bonus,
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
@@ -127,6 +134,8 @@ def transcribe_files(
     dcfg = replace(cfg.decode, **{k: v for k, v in changes.items() if v is not None})
     if dcfg.beam < 1 or dcfg.batch_tokens < 1:
         raise S2SError("--beam and --batch-tokens must be positive")
+    if not 0.0 <= dcfg.ctc_weight <= 1.0:
+        raise S2SError(f"--ctc-weight must be in [0, 1], got {dcfg.ctc_weight}")
     if not 0 <= dcfg.chunk_overlap < dcfg.chunk_seconds / 2:
         raise S2SError(
             f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
@@ -177,7 +186,8 @@ def transcribe_files(
     total = sum(seconds)
     print(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
-        f"real-time factor {dt / max(total, 1e-9):.3f} (beam {dcfg.beam}, {dev})",
+        f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
+        f"beam {dcfg.beam}, {dev})",
         file=sys.stderr,
     )
     return len(items)

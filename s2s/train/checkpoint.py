@@ -89,7 +89,7 @@ def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Seq2Seq, Config, Vocab, Vocab]:
     """Rebuild the model from a checkpoint alone: (model, config, src, tgt vocab)."""
-    ckpt, cfg = _load(path, "translation", "s2s translate")
+    ckpt, cfg = _load(path, ("translation",), "s2s translate")
     src_vocab = Vocab(ckpt["vocab"]["src"])
     tgt_vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, len(src_vocab), len(tgt_vocab))
@@ -100,9 +100,10 @@ def load_model(
 def load_speech_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[SpeechCTC, Config, Vocab, FeatureSettings, GlobalCMVN]:
-    """Rebuild a speech model from a checkpoint alone: (model, config, vocabulary,
-    feature settings, CMVN statistics)."""
-    ckpt, cfg = _load(path, "ctc", "s2s transcribe")
+    """Rebuild a speech model (`SpeechCTC`, or `SpeechJoint` for model.task=joint)
+    from a checkpoint alone: (model, config, vocabulary, feature settings, CMVN
+    statistics)."""
+    ckpt, cfg = _load(path, ("ctc", "joint"), "s2s transcribe")
     vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, 0, len(vocab))
     _load_weights(model, ckpt, path)
@@ -111,13 +112,15 @@ def load_speech_model(
     return model.to(device).eval(), cfg, vocab, features, cmvn
 
 
-def _load(path: str | Path, task: str, command: str) -> tuple[dict, Config]:
+def _load(
+    path: str | Path, tasks: tuple[str, ...], command: str
+) -> tuple[dict, Config]:
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"], source=str(path))
-    if cfg.model.task != task:
+    if cfg.model.task not in tasks:
         raise S2SError(
             f"{path} holds a model.task={cfg.model.task} model; {command} needs "
-            f"a {task} model"
+            f"a {' or '.join(tasks)} model"
         )
     return ckpt, cfg
 

@@ -71,8 +71,9 @@ class Task(Protocol):
         ...
 
 
-# Which `s2s prep` output each model.task trains on.
-_DATA_FOR_TASK = {"translation": "translation", "ctc": "speech"}
+# Which `s2s prep` output each model.task trains on, and the task to suggest for it.
+_DATA_FOR_TASK = {"translation": "translation", "ctc": "speech", "joint": "speech"}
+_TASK_FOR_DATA = {"translation": "translation", "speech": "ctc (or joint)"}
 
 
 def load_task(cfg: Config, data_dir: str | Path) -> Task:
@@ -80,7 +81,7 @@ def load_task(cfg: Config, data_dir: str | Path) -> Task:
     kind = read_meta(data_dir).get("task")
     task = cfg.model.task
     if kind != _DATA_FOR_TASK[task]:
-        other = {v: k for k, v in _DATA_FOR_TASK.items()}.get(kind)
+        other = _TASK_FOR_DATA.get(kind)
         hint = f"; set model.task={other}" if other else ""
         raise S2SError(
             f"{data_dir} holds {kind} data (s2s prep), but model.task={task} needs "
@@ -90,6 +91,10 @@ def load_task(cfg: Config, data_dir: str | Path) -> Task:
         from s2s.train.translation_task import TranslationTask
 
         return TranslationTask(cfg, data_dir)
+    if task == "joint":
+        from s2s.train.joint_task import JointTask
+
+        return JointTask(cfg, data_dir)
     from s2s.train.ctc_task import CTCTask
 
     return CTCTask(cfg, data_dir)
