@@ -240,7 +240,7 @@ def train(
         bool, typer.Option(help="Continue from OUT/last.pt if it exists")
     ] = False,
 ) -> None:
-    """Train a model."""
+    """Train a model (under torchrun: one of its data-parallel processes)."""
     from s2s.config import load_config
     from s2s.train.trainer import Trainer
 
@@ -300,10 +300,18 @@ def translate(
     )
 
 
+class SpeechMode(str, Enum):
+    joint = "joint"
+    attention = "attention"
+    ctc = "ctc"
+
+
 @app.command()
 @friendly
 def transcribe(
-    checkpoint: Annotated[Path, typer.Option(help="CTC checkpoint (.pt)")],
+    checkpoint: Annotated[
+        Path, typer.Option(help="Speech checkpoint (.pt): model.task ctc or joint")
+    ],
     audio: Annotated[
         list[str] | None,
         typer.Argument(help="Audio files (WAV, FLAC, Ogg); - reads paths from stdin"),
@@ -313,7 +321,22 @@ def transcribe(
     ] = None,
     output: Annotated[str, typer.Option(help="Output file, - for stdout")] = "-",
     beam: Annotated[
-        int | None, typer.Option(help="CTC prefix beam size (1: greedy)")
+        int | None, typer.Option(help="Beam size of the search (ctc, 1: greedy)")
+    ] = None,
+    mode: Annotated[
+        SpeechMode | None,
+        typer.Option(
+            help="Search: joint (attention + CTC prefix scores), attention, or ctc. "
+            "Default: joint for joint checkpoints; CTC checkpoints have only ctc"
+        ),
+    ] = None,
+    ctc_weight: Annotated[
+        float | None,
+        typer.Option(help="Joint search: weight of CTC against attention, 0 to 1"),
+    ] = None,
+    length_bonus: Annotated[
+        float | None,
+        typer.Option(help="Joint and attention search: score added per token"),
     ] = None,
     chunk_seconds: Annotated[
         float | None, typer.Option(help="Encode longer audio in windows of this")
@@ -332,7 +355,7 @@ def transcribe(
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
 ) -> None:
-    """Transcribe audio with a CTC checkpoint: id, tab, text per file."""
+    """Transcribe audio with a speech checkpoint: id, tab, text per file."""
     from s2s.decode.run import transcribe_files
 
     transcribe_files(
@@ -341,6 +364,9 @@ def transcribe(
         manifest,
         output,
         beam=beam,
+        mode=mode.value if mode else None,
+        ctc_weight=ctc_weight,
+        length_bonus=length_bonus,
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,

@@ -39,28 +39,31 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class ModelConfig:
-    task: Literal["translation", "ctc", "lm"] = _f(
+    task: Literal["translation", "ctc", "joint", "lm"] = _f(
         "translation",
         "what the model learns: translation (text to text, attention decoder), "
-        "ctc (speech to text, CTC output layer over the encoder) or lm (an LSTM "
-        "language model over monolingual text, for `s2s score ppl` and fusion)",
+        "ctc (speech to text, CTC output layer over the encoder), joint (speech to "
+        "text, a CTC output layer and the attention decoder over one encoder) or "
+        "lm (an LSTM language model over monolingual text, for `s2s score ppl` and "
+        "fusion)",
     )
     emb_dim: int = _f(
         256,
         "encoder input size: token embeddings (translation, source and target) or "
-        "the subsampled speech frames' projection (ctc)",
+        "the subsampled speech frames' projection (ctc, joint); also the decoder's "
+        "target embeddings (translation, joint)",
     )
     enc_hidden_size: int = _f(
         256, "encoder LSTM size per direction; encoder outputs are twice this"
     )
     hidden_size: int = _f(
         512,
-        "decoder LSTM size (and attentional vector size) for translation; the LSTM "
-        "size of an lm",
+        "decoder LSTM size (and attentional vector size) for translation and joint; "
+        "the LSTM size of an lm",
     )
     enc_layers: int = _f(2, "bidirectional LSTM layers in the encoder")
     dec_layers: int = _f(
-        1, "LSTM layers in the decoder (translation) or the language model (lm)"
+        1, "LSTM layers in the decoder (translation, joint) or the language model (lm)"
     )
     attention: Literal["dot", "general", "mlp"] = _f(
         "general",
@@ -79,28 +82,34 @@ class ModelConfig:
         "projection to emb_dim is added when emb_dim != hidden_size)",
     )
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
+    ctc_weight: float = _f(
+        0.3,
+        "joint: training loss = ctc_weight * CTC + (1 - ctc_weight) * attention "
+        "cross-entropy, both summed over the batch and divided by the same count",
+    )
     num_mels: int = _f(
-        80, "ctc: log-mel bins per frame; must match `s2s prep speech --num-mels`"
+        80, "speech: log-mel bins per frame; must match `s2s prep speech --num-mels`"
     )
     subsample: Literal["conv", "stack"] = _f(
         "conv",
-        "ctc: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
+        "speech: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
         "convolutions, or 4 stacked frames and a linear layer (cheapest)",
     )
     subsample_channels: int = _f(
-        0, "ctc: channels of the conv subsampler (0: emb_dim); they cost much on CPUs"
+        0,
+        "speech: channels of the conv subsampler (0: emb_dim); they cost much on CPUs",
     )
     specaugment: bool = _f(
-        True, "ctc: SpecAugment frequency and time masks on training batches"
+        True, "speech: SpecAugment frequency and time masks on training batches"
     )
-    freq_masks: int = _f(2, "ctc SpecAugment: frequency masks per utterance")
-    freq_width: int = _f(27, "ctc SpecAugment: widest frequency mask, in mel bins")
-    time_masks: int = _f(2, "ctc SpecAugment: time masks per utterance")
+    freq_masks: int = _f(2, "speech SpecAugment: frequency masks per utterance")
+    freq_width: int = _f(27, "speech SpecAugment: widest frequency mask, in mel bins")
+    time_masks: int = _f(2, "speech SpecAugment: time masks per utterance")
     time_width_ratio: float = _f(
-        0.05, "ctc SpecAugment: widest time mask as a fraction of the utterance"
+        0.05, "speech SpecAugment: widest time mask as a fraction of the utterance"
     )
     max_time_width: int = _f(
-        40, "ctc SpecAugment: widest time mask in frames (0: no cap)"
+        40, "speech SpecAugment: widest time mask in frames (0: no cap)"
     )
 
 
@@ -127,6 +136,11 @@ class TrainConfig:
     plateau_patience: int = _f(2, "plateau schedule: validations without gain")
     min_lr: float = _f(1e-5, "the learning rate never falls below this")
     clip_norm: float = _f(1.0, "clip the global gradient norm to this (0: off)")
+    max_bad_steps: int = _f(
+        20,
+        "stop with an error after this many steps in a row were skipped for "
+        "non-finite gradients, or for running out of memory (0: never)",
+    )
     tbptt_steps: int = _f(
         0,
         "truncated BPTT: run the target in chunks of this many steps, carrying the "
@@ -147,6 +161,11 @@ class TrainConfig:
     )
     device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N")
     seed: int = _f(1, "seed for initialisation, batch order and dropout")
+    deterministic: bool = _f(
+        False,
+        "GPU: deterministic algorithms where torch has them (slower; cuDNN LSTMs "
+        "and CTC backward may still vary, see docs/distributed.md)",
+    )
     valid_every: int = _f(1000, "validate every this many steps (and at the end)")
     valid_bleu: bool = _f(
         True,
@@ -174,9 +193,17 @@ class TrainConfig:
 class DecodeConfig:
     beam: int = _f(5, "beam size (1: greedy)")
     nbest: int = _f(1, "hypotheses printed per input")
-    lenpen: float = _f(0.6, "GNMT length penalty alpha: ((5 + len) / 6) ** alpha")
-    max_len_ratio: float = _f(2.0, "output at most ratio * source length + max_len_a")
-    max_len_a: int = _f(10, "constant term of the maximum output length")
+    lenpen: float = _f(
+        0.6,
+        "translation: GNMT length penalty alpha, ((5 + len) / 6) ** alpha (speech: "
+        "decode.length_bonus)",
+    )
+    max_len_ratio: float = _f(
+        2.0,
+        "translation: output at most ratio * source length + max_len_a tokens "
+        "(speech: at most one token per encoder frame)",
+    )
+    max_len_a: int = _f(10, "translation: constant term of the maximum output length")
     batch_tokens: int = _f(
         6000, "source tokens per decoding batch (ctc: feature frames, 100 a second)"
     )
@@ -185,11 +212,37 @@ class DecodeConfig:
     )
     chunk_seconds: float = _f(
         30.0,
-        "ctc: audio longer than this is encoded in overlapping windows of this "
-        "length, so memory stays bounded on long files",
+        "speech: audio longer than this is encoded in windows of at most this "
+        "length, so memory stays bounded on long files (see chunk_overlap)",
     )
     chunk_overlap: float = _f(
-        4.0, "ctc: seconds shared by neighbouring windows; stitched at the middle"
+        4.0,
+        "ctc: seconds shared by neighbouring windows; stitched at the middle. "
+        "joint, attention: audio is cut at the quietest point of this many seconds "
+        "before each window's end, and the pieces are decoded one by one",
+    )
+    mode: Literal["auto", "joint", "attention", "ctc"] = _f(
+        "auto",
+        "speech search: joint (attention beam search, each hypothesis also scored "
+        "by its CTC prefix probability), attention (the decoder alone) or ctc (prefix "
+        "beam search over the CTC head); auto: joint for model.task=joint, ctc for "
+        "model.task=ctc",
+    )
+    ctc_weight: float = _f(
+        0.3,
+        "joint search: score = (1 - ctc_weight) * attention + ctc_weight * CTC prefix "
+        "log-probabilities (0: attention alone, 1: CTC alone)",
+    )
+    length_bonus: float = _f(
+        0.0,
+        "joint, attention search: added to a hypothesis's score for every token it "
+        "emits (counters the search's preference for short outputs)",
+    )
+    ctc_candidates: int = _f(
+        0,
+        "joint search: tokens per hypothesis and step scored by CTC, the decoder's "
+        "best (0: 1.5 * beam, at least 2; all tokens when ctc_weight is 1); the end "
+        "of the sentence is always scored",
     )
 
 
@@ -367,8 +420,18 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.label_smoothing must be in [0, 1), got {m.label_smoothing}"
         )
+    for key, value in {
+        "model.ctc_weight": m.ctc_weight,
+        "decode.ctc_weight": d.ctc_weight,
+    }.items():
+        if not 0.0 <= value <= 1.0:
+            raise S2SError(f"{key} must be in [0, 1], got {value}")
+    if d.ctc_candidates < 0:
+        raise S2SError(f"decode.ctc_candidates must be >= 0, got {d.ctc_candidates}")
     if t.tbptt_steps < 0:
         raise S2SError(f"train.tbptt_steps must be >= 0, got {t.tbptt_steps}")
+    if t.max_bad_steps < 0:
+        raise S2SError(f"train.max_bad_steps must be >= 0, got {t.max_bad_steps}")
     for key, value in {
         "model.subsample_channels": m.subsample_channels,
         "model.freq_masks": m.freq_masks,
@@ -382,7 +445,8 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.time_width_ratio must be in [0, 1], got {m.time_width_ratio}"
         )
-    if m.task == "ctc" and m.subsample == "conv" and m.num_mels < 7:
+    speech = m.task in ("ctc", "joint")
+    if speech and m.subsample == "conv" and m.num_mels < 7:
         raise S2SError(
             f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
         )
@@ -393,11 +457,16 @@ def validate(cfg: Config) -> None:
         )
     if t.bptt < 2:
         raise S2SError(f"train.bptt must be >= 2, got {t.bptt}")
-    needs = {"bleu": "translation", "wer": "ctc"}.get(t.select_by)
-    if needs and m.task != needs:
+    needs = {"bleu": ("translation",), "wer": ("ctc", "joint")}.get(t.select_by, ())
+    if needs and m.task not in needs:
         raise S2SError(
-            f"train.select_by={t.select_by} needs model.task={needs} "
+            f"train.select_by={t.select_by} needs model.task={' or '.join(needs)} "
             f"(got {m.task}); use loss"
+        )
+    if m.task == "ctc" and d.mode in ("joint", "attention"):
+        raise S2SError(
+            f"decode.mode={d.mode} needs an attention decoder (model.task=joint); "
+            "a ctc model decodes with decode.mode=ctc"
         )
     if not 0.0 <= d.chunk_overlap < d.chunk_seconds / 2:
         raise S2SError(

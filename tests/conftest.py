@@ -53,6 +53,24 @@ def toy_bin(toy_raw, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def lm_bin(toy_raw, tmp_path_factory) -> Path:
+    """The English side of the toy corpus as monolingual LM data, its own 40-piece
+    vocabulary."""
+    from s2s.data.prep_mono import MonoPrepOptions, prep_mono
+
+    out = tmp_path_factory.mktemp("lm-bin")
+    opts = MonoPrepOptions(
+        lang="en",
+        train=str(toy_raw / "train"),
+        valid=str(toy_raw / "valid"),
+        test=str(toy_raw / "test"),
+        vocab_size=40,
+    )
+    prep_mono(opts, out, log=lambda m: None)
+    return out
+
+
 TINY_CTC = [
     "model.task=ctc",
     "model.num_mels=20",
@@ -100,5 +118,20 @@ def tone_run(tone_bin, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("tone-run")
     cfg = load_config(None, [*TINY_CTC, "train.max_steps=80", "train.valid_every=40"])
+    Trainer(cfg, tone_bin, out).run()
+    return out
+
+
+@pytest.fixture(scope="session")
+def joint_run(tone_bin, tmp_path_factory) -> Path:
+    """A tiny joint CTC/attention model trained on the tone corpus."""
+    from s2s.config import load_config
+    from s2s.train.trainer import Trainer
+
+    out = tmp_path_factory.mktemp("joint-run")
+    joint = ["model.task=joint", "model.hidden_size=32", "train.select_by=wer"]
+    cfg = load_config(
+        None, [*TINY_CTC, *joint, "train.max_steps=200", "train.valid_every=100"]
+    )
     Trainer(cfg, tone_bin, out).run()
     return out

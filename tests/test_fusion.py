@@ -1,5 +1,6 @@
 """Shallow fusion with an LSTM LM: translation beam search, CTC prefix beam search,
-the vocabulary check, and `--lm` / `--lm-weight` through the CLI."""
+the joint and attention searches of a joint speech model, the vocabulary check, and
+`--lm` / `--lm-weight` through the CLI."""
 
 import copy
 
@@ -12,13 +13,15 @@ from conftest import TINY
 from s2s.cli import app
 from s2s.config import ModelConfig, load_config
 from s2s.data.prep_mono import MonoPrepOptions, prep_mono
-from s2s.data.vocab import BOS, EOS
+from s2s.data.stream import MonoData
+from s2s.data.vocab import BOS, EOS, Vocab
 from s2s.decode.ctc import ctc_prefix_beam_search
 from s2s.decode.fusion import LMPrefixScorer, load_lm
 from s2s.decode.search import beam_search
 from s2s.errors import S2SError
 from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import build_model
+from s2s.train.checkpoint import save_checkpoint
 from s2s.train.trainer import Trainer
 
 runner = CliRunner()
@@ -295,3 +298,63 @@ def test_transcribe_with_lm_through_the_cli(tone_run, tone_raw, lms, tmp_path):
     assert outs["w0"] == outs["plain"] and len(outs["plain"].splitlines()) == 12
     r = runner.invoke(app, [*base, "--lm", str(lms[0]), "--lm-weight", "0.1"])
     assert r.exit_code == 1 and "differs" in r.output and "Traceback" not in r.output
+
+
+def _lm_checkpoint(path, proto, bias_to=None):
+    """An untrained tiny LM over the vocabulary `proto`, saved as a checkpoint
+    (`bias_to`: a token it insists on)."""
+    cfg = load_config(None, ["model.task=lm", "model.emb_dim=8", "model.hidden_size=8"])
+    torch.manual_seed(0)
+    lm = build_model(cfg.model, 0, len(Vocab(proto)))
+    if bias_to is not None:
+        with torch.no_grad():
+            lm.output.bias[bias_to] += 10.0
+    payload = {"config": cfg.to_dict(), "vocab": {"tgt": proto}}
+    save_checkpoint(path, {**payload, "model": lm.state_dict()})
+    return str(path)
+
+
+def test_transcribe_joint_and_attention_with_lm(joint_run, tone_raw, lm_bin, tmp_path):
+    from s2s.decode.transcribe import Transcriber
+    from s2s.train.checkpoint import load_speech_model
+
+    ckpt = str(joint_run / "best.pt")
+    model, cfg, vocab, features, cmvn = load_speech_model(ckpt)
+    x = vocab.sp.piece_to_id("a")
+    assert vocab.sp.id_to_piece(x) == "a"
+    same = _lm_checkpoint(tmp_path / "same.pt", vocab.proto)
+    biased = _lm_checkpoint(tmp_path / "biased.pt", vocab.proto, bias_to=x)
+    other = _lm_checkpoint(
+        tmp_path / "other.pt", MonoData(lm_bin, "train").vocab().proto
+    )
+
+    wavs = [str(tone_raw / "wav" / f"train00{k}.wav") for k in range(4)]
+    base = ["transcribe", "--checkpoint", ckpt, *wavs, "--beam", "3"]
+    for mode in ("joint", "attention"):
+        outs = {}
+        for name, extra in {
+            "plain": [],
+            "w0": ["--lm", same, "--lm-weight", "0"],
+            "biased": ["--lm", biased, "--lm-weight", "1"],
+        }.items():
+            r = runner.invoke(app, [*base, "--mode", mode, *extra])
+            assert r.exit_code == 0, r.output
+            outs[name] = [line.split("\t")[1] for line in r.stdout.splitlines()]
+        assert outs["w0"] == outs["plain"], mode
+        assert "".join(outs["biased"]).count("a") > "".join(outs["plain"]).count("a")
+        assert f"mode {mode}, beam 3, cpu, LM {biased} weight 1)" in r.stderr
+
+    # The joint and attention searches step the LM; CTC gets it as a scorer.
+    lm = load_lm(same, vocab)
+    for mode, scorer in (("joint", False), ("attention", False), ("ctc", True)):
+        cfg.decode.mode = mode
+        cpu = torch.device("cpu")
+        tr = Transcriber(model, vocab, features, cmvn, cfg.decode, cpu, "fp32", lm)
+        assert tr.lm is lm and (tr.scorer is not None) == scorer
+
+    r = runner.invoke(
+        app, [*base, "--mode", "joint", "--lm", other, "--lm-weight", "1"]
+    )
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+    assert r.output.startswith("error: the vocabulary of LM") and "differs" in r.output

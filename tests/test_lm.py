@@ -45,21 +45,6 @@ def _lm_cfg(*extra):
 
 
 @pytest.fixture(scope="module")
-def lm_bin(toy_raw, tmp_path_factory):
-    """The English side of the toy corpus, its own 40-piece vocabulary."""
-    out = tmp_path_factory.mktemp("lm-bin")
-    opts = MonoPrepOptions(
-        lang="en",
-        train=str(toy_raw / "train"),
-        valid=str(toy_raw / "valid"),
-        test=str(toy_raw / "test"),
-        vocab_size=40,
-    )
-    prep_mono(opts, out, log=lambda m: None)
-    return out
-
-
-@pytest.fixture(scope="module")
 def cycle_bin(tmp_path_factory):
     """Four lines repeating in a cycle: a line's first word is only predictable
     from the line before it."""
@@ -186,6 +171,23 @@ def test_gradient_stops_at_segment_borders(lm_bin):
     ).backward()
     for k, p in model.named_parameters():
         torch.testing.assert_close(got[k], p.grad, msg=k)
+
+
+def test_a_non_finite_state_is_not_carried(lm_bin):
+    """The trainer skips a non-finite step; the state it left must not poison the
+    steps after it."""
+    task = LMTask(_lm_cfg("model.dropout=0.0"), lm_bin)
+    torch.manual_seed(0)
+    model = task.build_model()
+    amp = contextlib.nullcontext()
+    batches = task.batches("train", seed=1, epoch=0)
+    b = task.collate("train", batches[1])
+    nan = model.init_state(b.inputs.size(0), "cpu")
+    task._state = tuple(torch.full_like(s, math.nan) for s in nan)
+    loss, _ = task.forward_backward(model, b, 1.0, lambda x: None, amp)
+    assert math.isnan(loss) and task._state is None
+    loss, _ = task.forward_backward(model, b, 1.0, lambda x: None, amp)
+    assert math.isfinite(loss) and task._state is not None
 
 
 def _train_lm(data, out, steps, resume=False):

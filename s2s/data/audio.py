@@ -57,18 +57,21 @@ def load_audio(
 
     Raises:
         S2SError: the file is missing, empty, cannot be decoded, holds non-finite
-            samples, or is longer than `max_seconds`; the message names the file.
+            samples, is longer than `max_seconds`, or its header gives a rate that
+            is implausible or too costly to resample from; the message names the
+            file.
     """
     path = _check_file(path)
+    # The header is read first so an overlong file fails before it is decoded.
+    info = _header(path)
+    if max_seconds is not None and info.frames > max_seconds * info.samplerate:
+        seconds = info.frames / info.samplerate
+        raise S2SError(
+            f"{where(path)}: {seconds:.1f} s is longer than the limit of "
+            f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
+        )
+    _check_resampling(path, info.samplerate, sample_rate)
     try:
-        # The header is read first so an overlong file fails before it is decoded.
-        info = soundfile.info(str(path))
-        if max_seconds is not None and info.frames > max_seconds * info.samplerate:
-            seconds = info.frames / info.samplerate
-            raise S2SError(
-                f"{where(path)}: {seconds:.1f} s is longer than the limit of "
-                f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
-            )
         data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except _DECODE_ERRORS as err:
         raise _decode_error(path, err) from err
@@ -89,21 +92,54 @@ def audio_seconds(path: str | os.PathLike[str]) -> float:
     Raises:
         S2SError: as `load_audio` does for missing, empty or unreadable files.
     """
-    path = _check_file(path)
-    try:
-        info = soundfile.info(str(path))
-    except _DECODE_ERRORS as err:
-        raise _decode_error(path, err) from err
+    info = _header(_check_file(path))
     return info.frames / info.samplerate
 
 
 _DECODE_ERRORS = (RuntimeError, soundfile.SoundFileError, OSError, ValueError)
+# Header rates outside this range are corrupt, not audio: resampling 1 Hz "audio" to
+# 16 kHz would allocate 16000 samples per stored one.
+_MIN_RATE, _MAX_RATE = 1000, 768_000
+_MAX_RESAMPLE_TERMS = 1_000_000
+
+
+def _header(path: Path) -> soundfile._SoundFileInfo:
+    """The file's header, checked for a usable sample rate and at least one frame."""
+    try:
+        info = soundfile.info(str(path))
+    except _DECODE_ERRORS as err:
+        raise _decode_error(path, err) from err
+    if not _MIN_RATE <= info.samplerate <= _MAX_RATE:
+        raise S2SError(
+            f"{where(path)}: sample rate {info.samplerate} Hz in the header is outside "
+            f"{_MIN_RATE}-{_MAX_RATE} Hz (corrupt header?)"
+        )
+    if info.frames <= 0:
+        raise S2SError(f"{where(path)}: empty audio (0 samples)")
+    return info
+
+
+def _check_resampling(path: Path, file_rate: int, sample_rate: int) -> None:
+    # The sinc kernel has about (file_rate / g) * (sample_rate / g) entries for
+    # g = gcd: 441 * 160 from 44.1 to 16 kHz, but 16001 * 16000 from 16001 Hz.
+    g = math.gcd(file_rate, sample_rate)
+    if (file_rate // g) * (sample_rate // g) > _MAX_RESAMPLE_TERMS:
+        raise S2SError(
+            f"{where(path)}: cannot resample {file_rate} Hz to {sample_rate} Hz "
+            f"(the rates share no large common factor; convert the file to "
+            f"{sample_rate} Hz first)"
+        )
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.is_file():
-        reason = "is a directory" if path.is_dir() else "file not found"
+        if path.is_dir():
+            reason = "is a directory"
+        elif path.exists():
+            reason = "not a regular file"
+        else:
+            reason = "file not found"
         raise S2SError(f"{where(path)}: {reason}")
     if path.stat().st_size == 0:
         raise S2SError(f"{where(path)}: empty file (0 bytes)")
@@ -135,8 +171,8 @@ def read_manifest(
     Raises:
         S2SError: naming the manifest and line, for a missing file, a wrong header,
             a wrong number of columns, an empty id or path, a duration that is not a
-            positive number, a duplicate id, bytes that are not UTF-8, a blank line,
-            or an empty transcript when `require_text` is true.
+            positive number, a duplicate id, bytes that are not UTF-8, a NUL byte, a
+            blank line, or an empty transcript when `require_text` is true.
     """
     path = Path(path)
     try:
@@ -169,6 +205,8 @@ def read_manifest(
         loc = where(path, lineno)
         if not line.strip():
             raise S2SError(f"{loc}: blank line (remove it)")
+        if "\x00" in line:
+            raise S2SError(f"{loc}: contains a NUL byte")
         fields = line.split("\t")
         if len(fields) == 3 and num_columns == 4 and not require_text:
             fields.append("")

@@ -1,8 +1,10 @@
 """Reading text files line by line, strictly.
 
 Every reader names the file and line of what it rejects: bytes that are not UTF-8, NUL
-bytes, empty lines, and parallel files whose line counts differ. Lines are streamed, so
-memory stays bounded whatever the corpus size.
+bytes, empty lines, and parallel files whose line counts differ. Lines end at LF only
+(as `wc -l` counts them): a CR before it is dropped, a lone CR inside a line becomes
+a space like any other whitespace. Lines are streamed, so memory stays bounded
+whatever the corpus size.
 """
 
 from __future__ import annotations
@@ -18,18 +20,22 @@ from s2s.errors import S2SError, where
 
 __all__ = ["iter_lines", "iter_parallel", "clean_line"]
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
 
 def clean_line(raw: bytes, path: object, lineno: int) -> str:
     """Decode one raw line (newline included or not) into normalised text."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
+        hint = " (it looks like UTF-16)" if raw[:2] in _UTF16_BOMS else ""
         raise S2SError(
             f"{where(path, lineno)}: not valid UTF-8 (byte {raw[e.start]:#04x} at "
-            f"column {e.start + 1})"
+            f"column {e.start + 1}){hint}"
         ) from None
-    if lineno == 1 and text.startswith("\ufeff"):
-        text = text[1:]  # a byte-order mark is not text
+    # A byte-order mark is not text, wherever it is: files joined with `cat` carry
+    # one at the start of each part.
+    text = text.replace("\ufeff", "")
     if "\x00" in text:
         raise S2SError(f"{where(path, lineno)}: contains a NUL byte")
     text = text.rstrip("\r\n")

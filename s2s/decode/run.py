@@ -3,6 +3,7 @@ with paths."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import replace
@@ -67,7 +68,7 @@ def translate_file(
         model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight
     )
     name = "<stdin>" if input == "-" else input
-    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    out = _open_output(output)
     t0, n, empty = time.time(), 0, 0
     try:
         lines = iter_lines(input)
@@ -135,6 +136,9 @@ def transcribe_files(
     manifest: str | Path | None = None,
     output: str = "-",
     beam: int | None = None,
+    mode: str | None = None,
+    ctc_weight: float | None = None,
+    length_bonus: float | None = None,
     chunk_seconds: float | None = None,
     chunk_overlap: float | None = None,
     batch_tokens: int | None = None,
@@ -147,8 +151,10 @@ def transcribe_files(
     """Transcribe audio files (paths, `-` for a list of paths on stdin, or a TSV
     manifest) into `output`, one `id<TAB>text` line each in input order (the text
     alone for a single file); returns the file count. The real-time factor goes to
-    stderr. With an `lm` checkpoint, the prefix beam search (also at beam 1) fuses
-    it with `lm_weight`."""
+    stderr. `mode`, `ctc_weight`, `length_bonus` and the others left None keep the
+    checkpoint's decode settings (`s2s.config.DecodeConfig`). With an `lm`
+    checkpoint, the search of the mode (also at beam 1) fuses it with
+    `lm_weight`."""
     import torch
 
     from s2s.data.audio import audio_seconds, load_audio
@@ -163,6 +169,9 @@ def transcribe_files(
     model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
     changes = dict(
         beam=beam,
+        mode=mode,
+        ctc_weight=ctc_weight,
+        length_bonus=length_bonus,
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
@@ -170,6 +179,8 @@ def transcribe_files(
     dcfg = replace(cfg.decode, **{k: v for k, v in changes.items() if v is not None})
     if dcfg.beam < 1 or dcfg.batch_tokens < 1:
         raise S2SError("--beam and --batch-tokens must be positive")
+    if not 0.0 <= dcfg.ctc_weight <= 1.0:
+        raise S2SError(f"--ctc-weight must be in [0, 1], got {dcfg.ctc_weight}")
     if not 0 <= dcfg.chunk_overlap < dcfg.chunk_seconds / 2:
         raise S2SError(
             f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
@@ -180,14 +191,17 @@ def transcribe_files(
         model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
     )
 
-    t0 = time.time()
-    seconds = []
-    for _, path in items:  # headers only: a bad file fails before any work
+    def located(i: int, read, *args):
+        """`read(path_i, *args)`; errors name the manifest line of item i."""
         try:
-            seconds.append(audio_seconds(path))
+            return read(items[i][1], *args)
         except S2SError as e:
-            line = f"{manifest}:{len(seconds) + 2}: " if manifest is not None else ""
+            line = f"{manifest}:{i + 2}: " if manifest is not None else ""
             raise S2SError(f"{line}{e}") from None
+
+    t0 = time.time()
+    # Headers only: a bad file fails before any work.
+    seconds = [located(i, audio_seconds) for i in range(len(items))]
     texts: list[str] = [""] * len(items)
     frames_per_second = 1000.0 / features.frame_shift_ms
     order = sorted(range(len(items)), key=lambda i: -seconds[i])
@@ -198,7 +212,7 @@ def transcribe_files(
         longest = min(seconds[order[start]], dcfg.chunk_seconds) * frames_per_second
         size = max(1, int(dcfg.batch_tokens // max(longest, 1)))
         group = order[start : start + size]
-        waves = [load_audio(items[i][1], features.sample_rate) for i in group]
+        waves = [located(i, load_audio, features.sample_rate) for i in group]
         for i, wave in zip(group, waves, strict=True):
             if transcriber.extract.num_frames(wave.numel()) == 0:
                 raise S2SError(
@@ -208,7 +222,7 @@ def transcribe_files(
         for i, text in zip(group, transcriber.transcribe(waves), strict=True):
             texts[i] = text
         start += size
-    out = sys.stdout if output == "-" else open(output, "w", encoding="utf-8")  # noqa: SIM115
+    out = _open_output(output)
     try:
         for (utt_id, _), text in zip(items, texts, strict=True):
             out.write(f"{text}\n" if len(items) == 1 else f"{utt_id}\t{text}\n")
@@ -220,11 +234,20 @@ def transcribe_files(
     total = sum(seconds)
     print(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
-        f"real-time factor {dt / max(total, 1e-9):.3f} (beam {dcfg.beam}, {dev}"
-        f"{_fusion_note(lm, weight)})",
+        f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
+        f"beam {dcfg.beam}, {dev}{_fusion_note(lm, weight)})",
         file=sys.stderr,
     )
     return len(items)
+
+
+def _open_output(output: str):
+    if output == "-":
+        return sys.stdout
+    try:
+        return open(output, "w", encoding="utf-8")  # noqa: SIM115 - caller closes
+    except OSError as e:
+        raise S2SError(f"{output}: cannot write: {e.strerror}") from None
 
 
 def _audio_items(
@@ -238,8 +261,10 @@ def _audio_items(
     if manifest is not None:
         return [(u.id, u.path) for u in read_manifest(manifest, require_text=False)]
     if audio == ["-"]:
-        # Paths are kept byte for byte (no whitespace folding); blank lines skipped.
-        audio = [p.rstrip("\r") for p in sys.stdin.read().splitlines() if p.strip()]
+        # Paths are kept byte for byte (no whitespace folding, any encoding the file
+        # system takes); blank lines skipped.
+        raw = sys.stdin.buffer.read().split(b"\n")
+        audio = [os.fsdecode(p.rstrip(b"\r")) for p in raw if p.strip()]
     elif "-" in audio:
         raise S2SError("- (paths on stdin) cannot be mixed with audio files")
     if not audio:

@@ -10,10 +10,17 @@ from __future__ import annotations
 import torch
 
 from s2s.data.vocab import BOS, EOS
+from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
 from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq
 
-__all__ = ["greedy_search", "beam_search", "length_penalty", "Hypothesis"]
+__all__ = [
+    "greedy_search",
+    "greedy_decode",
+    "beam_search",
+    "length_penalty",
+    "Hypothesis",
+]
 
 Hypothesis = tuple[list[int], float]  # (tokens without BOS/EOS, score)
 
@@ -28,9 +35,19 @@ def greedy_search(
     model: Seq2Seq, src: torch.Tensor, src_lens: torch.Tensor, max_len: torch.Tensor
 ) -> list[Hypothesis]:
     """src (B, S), src_lens (B,), max_len (B,) -> one hypothesis per sentence; the
-    score is the summed log-probability."""
+    score is the summed log-probability. `model` is anything with `encode` and
+    `decoder` (a `Seq2Seq`, or a `SpeechJoint` given features and frame counts)."""
     mem, state = model.encode(src, src_lens)
-    B, device = src.size(0), src.device
+    return greedy_decode(model.decoder, mem, state, max_len)
+
+
+@torch.inference_mode()
+def greedy_decode(
+    decoder: AttentionDecoder, mem: Memory, state: DecoderState, max_len: torch.Tensor
+) -> list[Hypothesis]:
+    """`greedy_search` from an encoded batch: the decoder's memory and initial
+    state (B rows), max_len (B,)."""
+    B, device = mem.values.size(0), mem.values.device
     alive = torch.arange(B, device=device)  # original index of each row
     tokens = torch.full((B,), BOS, dtype=torch.long, device=device)
     seqs = torch.empty(B, 0, dtype=torch.long, device=device)  # (B, t)
@@ -38,7 +55,7 @@ def greedy_search(
     max_len = max_len.to(device)
     out: list[Hypothesis | None] = [None] * B
     for t in range(int(max_len.max())):
-        logp, state, _ = model.decoder.step(tokens, state, mem)  # (B, V)
+        logp, state, _ = decoder.step(tokens, state, mem)  # (B, V)
         best, tokens = logp.max(dim=-1)  # (B,)
         scores = scores + best
         seqs = torch.cat([seqs, tokens[:, None]], dim=1)

@@ -1,12 +1,26 @@
-"""Transcribe waveforms with a CTC checkpoint: features, CMVN, encoder, search.
+"""Transcribe waveforms with a speech checkpoint: features, CMVN, encoder, search.
 
-Audio longer than `decode.chunk_seconds` is encoded in overlapping windows, so
-memory stays bounded on long recordings. Window starts are multiples of the 4x
-subsampling, so window k's output frame j is frame `start_k / 4 + j` of the whole
-file; frame posteriors are stitched at the middle of each overlap (where both
-windows have seen the most context) and the whole file is then searched at once.
-With a BiLSTM, windowed posteriors differ slightly from whole-file ones near window
-edges: the overlap is that context.
+Three searches (`decode.mode`): ctc, prefix beam search over the CTC head (greedy at
+beam 1 without an LM); attention, beam search with the decoder alone; joint, the
+decoder's beam search with every hypothesis also scored by CTC (`s2s.decode.joint`).
+A CTC model has only the first; a joint model all three. Each can fuse an LSTM
+language model (`--lm`, `s2s.decode.fusion`).
+
+Audio longer than `decode.chunk_seconds` is split so memory stays bounded on long
+recordings, differently per mode:
+
+- ctc: encoded in overlapping windows. Window starts are multiples of the 4x
+  subsampling, so window k's output frame j is frame `start_k / 4 + j` of the whole
+  file; frame posteriors are stitched at the middle of each overlap (where both
+  windows have seen the most context) and the whole file is then searched at once.
+  With a BiLSTM, windowed posteriors differ slightly from whole-file ones near
+  window edges: the overlap is that context.
+- joint, attention: a decoder's output cannot be stitched frame by frame, so the
+  audio is cut into consecutive segments, each at most a window long, at the
+  quietest point (lowest smoothed energy) of the last `chunk_overlap` seconds
+  before the window's end; each segment is decoded on its own and the texts are
+  joined by a space. A word that straddles a cut (no pause in that stretch) can
+  come out wrong, and nothing links the segments' hypotheses.
 
 Shapes: T feature frames, T' = subsampled frames, V vocabulary.
 """
@@ -23,15 +37,34 @@ from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.fusion import LMPrefixScorer
+from s2s.decode.joint import joint_beam_search
 from s2s.errors import S2SError
+from s2s.memory import split_on_oom
 from s2s.models.lm import LSTMLM
-from s2s.models.speech import SpeechCTC
+from s2s.models.speech import SpeechCTC, SpeechJoint
 from s2s.precision import autocast_for
 
-__all__ = ["Transcriber", "chunk_spans"]
+__all__ = ["Transcriber", "chunk_spans", "segment_spans", "speech_mode"]
 
 _SUBSAMPLING = 4  # frames per encoder step (both subsamplers)
+_OOM_HINT = "lower decode.chunk_seconds or decode.batch_tokens, or decode on the CPU"
 _MIN_OVERLAP = 16  # frames; stitching needs > 14 with the conv subsampler
+_QUIET_FRAMES = 11  # energy smoothing for cuts, 0.11 s: longer than gaps in words
+
+
+def speech_mode(model: SpeechCTC, mode: str) -> str:
+    """The search `mode` (auto, joint, attention, ctc) resolved for `model`."""
+    joint = isinstance(model, SpeechJoint)
+    if mode == "auto":
+        return "joint" if joint else "ctc"
+    if mode not in ("joint", "attention", "ctc"):
+        raise S2SError(f"unknown mode {mode!r}: joint, attention or ctc")
+    if mode != "ctc" and not joint:
+        raise S2SError(
+            f"mode {mode} needs an attention decoder, and this checkpoint is a CTC "
+            "model (model.task=ctc); use mode ctc, or train model.task=joint"
+        )
+    return mode
 
 
 def chunk_spans(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -52,6 +85,22 @@ def chunk_spans(num_frames: int, window: int, overlap: int) -> list[tuple[int, i
     return [(a, min(a + window, num_frames)) for a in starts]
 
 
+def segment_spans(
+    energy: torch.Tensor, window: int, search: int
+) -> list[tuple[int, int]]:
+    """Consecutive frame spans [a, b) of at most `window` frames covering the
+    frames of `energy` (T,); each cut is at the lowest energy among the last
+    `search` frames of the window."""
+    T, spans, a = energy.numel(), [], 0
+    while T - a > window:
+        lo = a + window - min(search, window - 1)
+        cut = lo + int(energy[lo : a + window].argmin())
+        spans.append((a, cut))
+        a = cut
+    spans.append((a, T))
+    return spans
+
+
 @dataclass
 class _Piece:
     wave: int  # index of the waveform
@@ -60,7 +109,10 @@ class _Piece:
 
 
 class Transcriber:
-    """Speech to text with a `SpeechCTC` model and the checkpoint's front end."""
+    """Speech to text with a `SpeechCTC` or `SpeechJoint` model and the
+    checkpoint's front end. `cfg.mode` picks the search (`speech_mode`); `lm` and
+    `lm_weight` fuse a language model into the joint and attention searches (see
+    `joint_beam_search`)."""
 
     def __init__(
         self,
@@ -74,11 +126,15 @@ class Transcriber:
         lm: LSTMLM | None = None,
         lm_weight: float = 0.0,
     ):
+        self.mode = speech_mode(model, cfg.mode)
         self.model = model.to(device).eval()
-        # Shallow fusion runs in the prefix beam search, also at beam 1.
+        # Shallow fusion, also at beam 1: the joint and attention searches step the
+        # LM themselves; CTC prefix beam search gets it as a PrefixScorer.
+        self.lm = lm.to(device).eval() if lm is not None else None
+        self.lm_weight = lm_weight
         self.scorer = None
-        if lm is not None:
-            self.scorer = LMPrefixScorer(lm.to(device).eval(), lm_weight)
+        if self.lm is not None and self.mode == "ctc":
+            self.scorer = LMPrefixScorer(self.lm, lm_weight)
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
         self.cfg, self.device = cfg, device
@@ -93,8 +149,9 @@ class Transcriber:
         """Mono waveforms (N,) at the checkpoint's sample rate -> texts."""
         if not waves:
             return []
-        log_probs = self.log_probs(waves)
-        return self.search(log_probs)
+        if self.mode == "ctc":
+            return self.search(self.log_probs(waves))
+        return self.decode_segments(waves)
 
     @torch.inference_mode()
     def log_probs(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -110,20 +167,40 @@ class Transcriber:
             spans = chunk_spans(frames, self.window, self.overlap)
             pieces += [_Piece(w, a, b) for a, b in spans]
         out: dict[tuple[int, int], torch.Tensor] = {}
-        pieces.sort(key=lambda p: p.end - p.start, reverse=True)
-        start = 0
-        while start < len(pieces):
-            longest = pieces[start].end - pieces[start].start
-            size = max(1, self.cfg.batch_tokens // longest)
-            group = pieces[start : start + size]
-            for p, lp in zip(group, self._encode(waves, group), strict=True):
+        for group in self._groups(pieces):
+            # Out of memory: halve the batch and retry, down to one window.
+            encoded = split_on_oom(
+                lambda part: self._encode(waves, part), group, self.device, _OOM_HINT
+            )
+            for p, lp in zip(group, encoded, strict=True):
                 out[p.wave, p.start] = lp
-            start += size
         return [self._stitch(out, w, wave) for w, wave in enumerate(waves)]
 
     def _encode(
         self, waves: list[torch.Tensor], group: list[_Piece]
     ) -> list[torch.Tensor]:
+        """Frame posteriors of each piece of `group`, (T', V) float32 on the CPU."""
+        x, lengths = self._features(waves, group)
+        with self.amp:
+            log_probs, out_lengths = self.model(x, lengths)
+        log_probs = log_probs.float().cpu()  # (B, T', V)
+        return [log_probs[b, :n] for b, n in enumerate(out_lengths.tolist())]
+
+    def _groups(self, pieces: list[_Piece]) -> list[list[_Piece]]:
+        """Longest first, at most `batch_tokens` padded feature frames a group."""
+        pieces = sorted(pieces, key=lambda p: p.end - p.start, reverse=True)
+        groups, start = [], 0
+        while start < len(pieces):
+            longest = pieces[start].end - pieces[start].start
+            size = max(1, self.cfg.batch_tokens // longest)
+            groups.append(pieces[start : start + size])
+            start += size
+        return groups
+
+    def _features(
+        self, waves: list[torch.Tensor], group: list[_Piece]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised features of the pieces: (B, T, F) on the device, lengths (B,)."""
         shift, window = self.extract.shift, self.extract.window
         feats = []
         for p in group:
@@ -131,10 +208,7 @@ class Transcriber:
             feats.append(self.cmvn.normalize(self.extract(samples)))  # (T, F)
         lengths = torch.tensor([len(f) for f in feats])
         x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
-        with self.amp:
-            log_probs, out_lengths = self.model(x.to(self.device), lengths)
-        log_probs = log_probs.float().cpu()  # (B, T', V)
-        return [log_probs[b, :n] for b, n in enumerate(out_lengths.tolist())]
+        return x.to(self.device), lengths
 
     def _stitch(
         self, out: dict[tuple[int, int], torch.Tensor], w: int, wave: torch.Tensor
@@ -155,6 +229,69 @@ class Transcriber:
             parts.append(lp[begin - offset : end - offset])
             begin = end
         return torch.cat(parts)  # (T', V)
+
+    def segments(self, wave: torch.Tensor) -> list[tuple[int, int]]:
+        """Frame spans of `wave` for the joint and attention searches."""
+        frames = self.extract.num_frames(wave.numel())
+        shift = self.extract.shift
+        power = wave[: frames * shift].float().reshape(frames, shift).pow(2).mean(1)
+        smooth = torch.nn.functional.avg_pool1d(
+            power[None, None],
+            _QUIET_FRAMES,
+            stride=1,
+            padding=_QUIET_FRAMES // 2,
+            count_include_pad=False,
+        )[0, 0]  # (T,)
+        return segment_spans(smooth, self.window, self.overlap)
+
+    @torch.inference_mode()
+    def decode_segments(self, waves: list[torch.Tensor]) -> list[str]:
+        """Joint or attention search over each segment; texts joined per wave."""
+        pieces = []
+        for w, wave in enumerate(waves):
+            if self.extract.num_frames(wave.numel()) == 0:
+                raise S2SError(
+                    f"audio of {wave.numel()} samples is shorter than one "
+                    f"{self.features.frame_length_ms:g} ms frame"
+                )
+            pieces += [_Piece(w, a, b) for a, b in self.segments(wave)]
+        out: dict[tuple[int, int], list[int]] = {}
+        for group in self._groups(pieces):
+            # Out of memory: halve the batch and retry, down to one segment.
+            best = split_on_oom(
+                lambda part: self._search(waves, part), group, self.device, _OOM_HINT
+            )
+            for p, hyp in zip(group, best, strict=True):
+                out[p.wave, p.start] = hyp
+        ids: list[list[list[int]]] = [[] for _ in waves]
+        for p in pieces:  # in order of waves, then time
+            ids[p.wave].append(out[p.wave, p.start])
+        texts = [" ".join(self.vocab.decode(segs)) for segs in ids]
+        return [" ".join(text.split()) for text in texts]
+
+    def _search(
+        self, waves: list[torch.Tensor], group: list[_Piece]
+    ) -> list[list[int]]:
+        """The best token ids of each piece of `group` (joint or attention search)."""
+        cfg = self.cfg
+        x, lengths = self._features(waves, group)
+        with self.amp:
+            log_probs, out_lengths, mem, state = self.model.encode_both(x, lengths)
+            nbest = joint_beam_search(
+                self.model.decoder,
+                mem,
+                state,
+                log_probs,
+                out_lengths,
+                beam=cfg.beam,
+                ctc_weight=cfg.ctc_weight if self.mode == "joint" else 0.0,
+                length_bonus=cfg.length_bonus,
+                candidates=cfg.ctc_candidates,
+                lm=self.lm,
+                lm_weight=self.lm_weight,
+                blank=self.model.blank,
+            )
+        return [hyps[0][0] if hyps else [] for hyps in nbest]
 
     def search(self, log_probs: list[torch.Tensor]) -> list[str]:
         """Greedy (beam 1) or prefix beam search over each (T', V) posterior."""

@@ -15,6 +15,7 @@ from s2s.config import DecodeConfig
 from s2s.data.vocab import EOS, PAD, Vocab
 from s2s.decode.search import beam_search, greedy_search
 from s2s.errors import S2SError
+from s2s.memory import split_on_oom
 from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq
 from s2s.precision import autocast_for
@@ -74,7 +75,13 @@ class Translator:
         amp = autocast_for(self.device, self.precision)
         for batch in self._batches(lengths):
             seqs = [ids[todo[b]] for b in batch]
-            hyps = self._search(seqs, amp)
+            # Out of memory: halve the batch and retry, down to one sentence.
+            hyps = split_on_oom(
+                lambda part: self._search(part, amp),
+                seqs,
+                self.device,
+                "lower decode.beam or decode.max_input_tokens, or decode on the CPU",
+            )
             for b, nbest in zip(batch, hyps, strict=True):
                 texts = self.tgt_vocab.decode([h[0] for h in nbest])
                 results[todo[b]] = [

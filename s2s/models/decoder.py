@@ -19,12 +19,46 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from s2s.data.vocab import PAD
 from s2s.models.attention import Attention
 from s2s.models.encoder import cpu_autocast_cast
 
-__all__ = ["AttentionDecoder", "DecoderState", "Memory"]
+__all__ = ["AttentionDecoder", "DecoderState", "Memory", "output_loss", "token_loss"]
+
+
+def token_loss(
+    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
+) -> torch.Tensor:
+    """Summed label-smoothed cross-entropy over non-pad targets.
+
+    logits (B, T, V) in any precision; the softmax runs in fp32.
+    """
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        targets.reshape(-1),
+        ignore_index=PAD,
+        label_smoothing=label_smoothing,
+        reduction="sum",
+    )
+
+
+def output_loss(
+    decoder: AttentionDecoder,
+    a: torch.Tensor,
+    tgt_out: torch.Tensor,
+    label_smoothing: float,
+) -> torch.Tensor:
+    """Attentional vectors a (B, T, H) -> summed loss against tgt_out (B, T).
+
+    Only real target positions go through the output layer: over a large
+    vocabulary it is the costliest layer, and padding would waste it.
+    """
+    keep = tgt_out != PAD  # (B, T)
+    logits = decoder.logits(a[keep])  # (N, V)
+    return token_loss(logits, tgt_out[keep], label_smoothing)
 
 
 @dataclass

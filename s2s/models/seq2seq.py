@@ -7,35 +7,24 @@ loop in `s2s.train`.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from s2s.config import ModelConfig
 from s2s.data.vocab import PAD
 from s2s.models.ctc import CTCHead
-from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
+from s2s.models.decoder import (
+    AttentionDecoder,
+    DecoderState,
+    Memory,
+    output_loss,
+    token_loss,
+)
 from s2s.models.encoder import RNNEncoder
 from s2s.models.frontend import SpecAugment, Subsampler
 from s2s.models.lm import LSTMLM
-from s2s.models.speech import SpeechCTC
+from s2s.models.speech import SpeechCTC, SpeechJoint
 
 __all__ = ["Seq2Seq", "build_model", "token_loss"]
-
-
-def token_loss(
-    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
-) -> torch.Tensor:
-    """Summed label-smoothed cross-entropy over non-pad targets.
-
-    logits (B, T, V) in any precision; the softmax runs in fp32.
-    """
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        targets.reshape(-1),
-        ignore_index=PAD,
-        label_smoothing=label_smoothing,
-        reduction="sum",
-    )
 
 
 class Seq2Seq(nn.Module):
@@ -82,14 +71,8 @@ class Seq2Seq(nn.Module):
         return self.output_loss(a, tgt_out)
 
     def output_loss(self, a: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
-        """Attentional vectors a (B, T, H) -> summed loss against tgt_out (B, T).
-
-        Only real target positions go through the output layer: over a large
-        vocabulary it is the costliest layer, and padding would waste it.
-        """
-        keep = tgt_out != PAD  # (B, T)
-        logits = self.decoder.logits(a[keep])  # (N, V)
-        return token_loss(logits, tgt_out[keep], self.label_smoothing)
+        """Attentional vectors a (B, T, H) -> summed loss against tgt_out (B, T)."""
+        return output_loss(self.decoder, a, tgt_out, self.label_smoothing)
 
 
 def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
@@ -97,7 +80,8 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
 
     translation: `Seq2Seq` over `src_vocab` source and `tgt_vocab` target tokens.
     ctc: `SpeechCTC` over `cfg.num_mels` features per frame and `tgt_vocab` output
-    symbols; `src_vocab` is unused (pass 0).
+    symbols; joint: `SpeechJoint`, the same plus the attention decoder. Speech
+    models leave `src_vocab` unused (pass 0).
     lm: `LSTMLM` over `tgt_vocab` tokens (emb_dim, hidden_size, dec_layers,
     dropout, tie_embeddings); `src_vocab` is unused (pass 0).
     """
@@ -119,7 +103,10 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
         num_layers=cfg.enc_layers,
         dropout=cfg.dropout,
     )
-    if cfg.task == "translation":
+    if cfg.task not in ("translation", "ctc", "joint"):
+        raise ValueError(f"unsupported task {cfg.task!r}")
+    decoder = None
+    if cfg.task in ("translation", "joint"):
         decoder = AttentionDecoder(
             vocab_size=tgt_vocab,
             emb_dim=cfg.emb_dim,
@@ -132,36 +119,45 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
             tie_embeddings=cfg.tie_embeddings,
             padding_idx=PAD,
         )
+    if cfg.task == "translation":
         model = Seq2Seq(
             src_embed=nn.Embedding(src_vocab, cfg.emb_dim, padding_idx=PAD),
             encoder=encoder,
             decoder=decoder,
             label_smoothing=cfg.label_smoothing,
         )
-    elif cfg.task == "ctc":
-        specaugment = None
-        if cfg.specaugment:
-            specaugment = SpecAugment(
-                freq_masks=cfg.freq_masks,
-                freq_width=cfg.freq_width,
-                time_masks=cfg.time_masks,
-                time_width_ratio=cfg.time_width_ratio,
-                max_time_width=cfg.max_time_width or None,
-            )
-        model = SpeechCTC(
-            specaugment=specaugment,
-            subsampler=Subsampler(
-                in_dim=cfg.num_mels,
-                out_dim=cfg.emb_dim,
-                kind=cfg.subsample,
-                channels=cfg.subsample_channels or None,
-            ),
-            encoder=encoder,
-            head=CTCHead(encoder.output_size, tgt_vocab, blank=PAD),
-            dropout=cfg.dropout,
+        _init(model)
+        return model
+    specaugment = None
+    if cfg.specaugment:
+        specaugment = SpecAugment(
+            freq_masks=cfg.freq_masks,
+            freq_width=cfg.freq_width,
+            time_masks=cfg.time_masks,
+            time_width_ratio=cfg.time_width_ratio,
+            max_time_width=cfg.max_time_width or None,
         )
+    speech = dict(
+        specaugment=specaugment,
+        subsampler=Subsampler(
+            in_dim=cfg.num_mels,
+            out_dim=cfg.emb_dim,
+            kind=cfg.subsample,
+            channels=cfg.subsample_channels or None,
+        ),
+        encoder=encoder,
+        head=CTCHead(encoder.output_size, tgt_vocab, blank=PAD),
+        dropout=cfg.dropout,
+    )
+    if cfg.task == "ctc":
+        model = SpeechCTC(**speech)
     else:
-        raise ValueError(f"unsupported task {cfg.task!r}")
+        model = SpeechJoint(
+            **speech,
+            decoder=decoder,
+            ctc_weight=cfg.ctc_weight,
+            label_smoothing=cfg.label_smoothing,
+        )
     _init(model)
     return model
 

@@ -9,7 +9,9 @@ else.
 from __future__ import annotations
 
 import os
+import random
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,11 @@ __all__ = [
     "load_speech_model",
     "load_lm_model",
     "numbered_checkpoints",
+    "check_output_dir",
+    "check_same_model",
+    "remove_stale_temporaries",
+    "rng_state",
+    "set_rng_state",
 ]
 
 FORMAT_VERSION = 1
@@ -84,7 +91,7 @@ def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[Seq2Seq, Config, Vocab, Vocab]:
     """Rebuild the model from a checkpoint alone: (model, config, src, tgt vocab)."""
-    ckpt, cfg = _load(path, "translation", "s2s translate")
+    ckpt, cfg = _load(path, ("translation",), "s2s translate")
     src_vocab = Vocab(ckpt["vocab"]["src"])
     tgt_vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, len(src_vocab), len(tgt_vocab))
@@ -95,9 +102,10 @@ def load_model(
 def load_speech_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[SpeechCTC, Config, Vocab, FeatureSettings, GlobalCMVN]:
-    """Rebuild a speech model from a checkpoint alone: (model, config, vocabulary,
-    feature settings, CMVN statistics)."""
-    ckpt, cfg = _load(path, "ctc", "s2s transcribe")
+    """Rebuild a speech model (`SpeechCTC`, or `SpeechJoint` for model.task=joint)
+    from a checkpoint alone: (model, config, vocabulary, feature settings, CMVN
+    statistics)."""
+    ckpt, cfg = _load(path, ("ctc", "joint"), "s2s transcribe")
     vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, 0, len(vocab))
     _load_weights(model, ckpt, path)
@@ -110,20 +118,22 @@ def load_lm_model(
     path: str | Path, device: str | torch.device = "cpu", command: str = "this command"
 ) -> tuple[LSTMLM, Config, Vocab]:
     """Rebuild a language model from a checkpoint alone: (model, config, vocab)."""
-    ckpt, cfg = _load(path, "lm", command)
+    ckpt, cfg = _load(path, ("lm",), command)
     vocab = Vocab(ckpt["vocab"]["tgt"])
     model = build_model(cfg.model, 0, len(vocab))
     _load_weights(model, ckpt, path)
     return model.to(device).eval(), cfg, vocab
 
 
-def _load(path: str | Path, task: str, command: str) -> tuple[dict, Config]:
+def _load(
+    path: str | Path, tasks: tuple[str, ...], command: str
+) -> tuple[dict, Config]:
     ckpt = load_checkpoint(path)
     cfg = config_from_dict(ckpt["config"], source=str(path))
-    if cfg.model.task != task:
+    if cfg.model.task not in tasks:
         raise S2SError(
             f"{path} holds a model.task={cfg.model.task} model; {command} needs "
-            f"a {task} model"
+            f"a {' or '.join(tasks)} model"
         )
     return ckpt, cfg
 
@@ -143,3 +153,66 @@ def numbered_checkpoints(directory: str | Path) -> list[Path]:
         if m:
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
+
+
+def check_same_model(ckpt: dict, cfg: Config, path: str | Path) -> None:
+    """Resuming: the model settings must be the checkpoint's."""
+    old_model = ckpt["config"]["model"]
+    new_model = cfg.to_dict()["model"]
+    diff = [k for k in new_model if old_model.get(k) != new_model[k]]
+    if diff:
+        raise S2SError(
+            f"{path}: model settings differ from the checkpoint's: "
+            + ", ".join(
+                f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
+            )
+        )
+
+
+def remove_stale_temporaries(directory: str | Path) -> None:
+    """Delete half-written `.NAME.pt.*.tmp` files a killed run left behind."""
+    for p in Path(directory).glob(".*.pt.*.tmp"):
+        p.unlink(missing_ok=True)
+
+
+def check_output_dir(directory: str | Path, checkpoint_bytes: int) -> None:
+    """Fail before training, not hours into it: `directory` must be writable and
+    have room for three checkpoints of `checkpoint_bytes` (last.pt, its temporary
+    copy while it is replaced, and best.pt plus step-N.pt)."""
+    directory = Path(directory)
+    probe = directory / f".s2s-write-test-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"s2s")
+        probe.unlink()
+    except OSError as e:
+        raise S2SError(
+            f"{directory}: cannot write checkpoints here ({e.strerror or e})"
+        ) from None
+    free = shutil.disk_usage(directory).free
+    need = 3 * checkpoint_bytes
+    if free < need:
+        raise S2SError(
+            f"{directory}: {free / 2**20:.0f} MiB free, but training needs about "
+            f"{need / 2**20:.0f} MiB (three checkpoints of "
+            f"{checkpoint_bytes / 2**20:.0f} MiB); free some space or choose "
+            f"another --out"
+        )
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The random states a resumed run must continue from (this process's)."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    cuda = state.get("cuda")
+    if device.type == "cuda" and isinstance(cuda, torch.Tensor):
+        torch.cuda.set_rng_state(cuda, device)
+    elif device.type == "cuda" and cuda:  # written by an older s2s: every device's
+        torch.cuda.set_rng_state_all(cuda)

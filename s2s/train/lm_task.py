@@ -96,10 +96,14 @@ class LMTask:
             logits, state = model(batch.inputs, state)  # (R, T, V)
             loss = token_loss(logits, batch.targets, self.cfg.model.label_smoothing)
         backward(loss * scale)
+        value = float(loss.detach())
         # Detached: the next batch starts from these values, but its gradient stops
-        # here (truncated BPTT).
-        self._state = (state[0].detach(), state[1].detach())
-        return float(loss.detach()), {}
+        # here (truncated BPTT). A non-finite loss may come from a non-finite state:
+        # the trainer skips the step, and the next batch starts afresh rather than
+        # carry it.
+        finite = math.isfinite(value)
+        self._state = (state[0].detach(), state[1].detach()) if finite else None
+        return value, {}
 
     @torch.no_grad()
     def validate(

@@ -72,11 +72,22 @@ class Task(Protocol):
 
     # Optional, for a task that carries state from one batch to the next (the LM's
     # hidden state): `state_dict() -> dict` and `load_state_dict(dict)`. The
-    # trainer stores it in last.pt as "task_state" and restores it on resume.
+    # trainer stores it in last.pt as "task_state" (under torchrun every rank's,
+    # like the RNG states) and restores it on resume.
 
 
-# Which `s2s prep` output each model.task trains on.
-_DATA_FOR_TASK = {"translation": "translation", "ctc": "speech", "lm": "monolingual"}
+# Which `s2s prep` output each model.task trains on, and the task to suggest for it.
+_DATA_FOR_TASK = {
+    "translation": "translation",
+    "ctc": "speech",
+    "joint": "speech",
+    "lm": "monolingual",
+}
+_TASK_FOR_DATA = {
+    "translation": "translation",
+    "speech": "ctc (or joint)",
+    "monolingual": "lm",
+}
 
 
 def load_task(cfg: Config, data_dir: str | Path) -> Task:
@@ -84,7 +95,7 @@ def load_task(cfg: Config, data_dir: str | Path) -> Task:
     kind = read_meta(data_dir).get("task")
     task = cfg.model.task
     if kind != _DATA_FOR_TASK[task]:
-        other = {v: k for k, v in _DATA_FOR_TASK.items()}.get(kind)
+        other = _TASK_FOR_DATA.get(kind)
         hint = f"; set model.task={other}" if other else ""
         raise S2SError(
             f"{data_dir} holds {kind} data (s2s prep), but model.task={task} needs "
@@ -94,6 +105,10 @@ def load_task(cfg: Config, data_dir: str | Path) -> Task:
         from s2s.train.translation_task import TranslationTask
 
         return TranslationTask(cfg, data_dir)
+    if task == "joint":
+        from s2s.train.joint_task import JointTask
+
+        return JointTask(cfg, data_dir)
     if task == "lm":
         from s2s.train.lm_task import LMTask
 

@@ -1,22 +1,29 @@
 """The training loop: batches in, optimizer steps out; validation, checkpoints, logs.
 
-The loop knows tasks (translation, CTC) only through `s2s.train.tasks.Task`: the
-task reads the data, collates batches, runs one forward/backward and validates.
+The loop knows tasks (translation, CTC, joint, LM) only through
+`s2s.train.tasks.Task`: the task reads the data, collates batches, runs one
+forward/backward and validates.
 
 Resuming is exact: the batch order of an epoch is a function of (seed, epoch), and a
 checkpoint stores the position inside it with every optimizer, schedule and RNG
-state, so an interrupted-then-resumed run ends with the same parameters as one that
-ran straight through.
+state (and a task's carried state: the LM's hidden state), so an
+interrupted-then-resumed run ends with the same parameters as one that ran straight
+through.
+
+Under torchrun the same loop runs in every process (`s2s.train.distributed`): each
+rank runs its share of a step's batches, gradients are summed over ranks, and every
+decision (skip a step, stop) is agreed on, so ranks never diverge. Rank 0 alone
+validates and writes checkpoints, metrics and the progress bar.
 """
 
 from __future__ import annotations
 
-import json
+import math
+import os
 import random
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,50 +32,36 @@ import torch
 
 from s2s.config import Config
 from s2s.errors import S2SError
+from s2s.memory import OutOfMemory, release_memory
 from s2s.precision import autocast_for
 from s2s.train.checkpoint import (
+    check_output_dir,
+    check_same_model,
     load_checkpoint,
     numbered_checkpoints,
+    remove_stale_temporaries,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
+from s2s.train.distributed import Distributed, pick_device, seed_rank, shard
+from s2s.train.progress import Report
 from s2s.train.schedule import LRSchedule
+from s2s.train.state import RunState
+from s2s.train.stopping import StopRules, minutes_since
 from s2s.train.tasks import load_task
 
 __all__ = ["Trainer", "RunState", "pick_device"]
 
 
-@dataclass
-class RunState:
-    step: int = 0  # optimizer steps taken
-    epoch: int = 0  # current epoch (0-based)
-    batch: int = 0  # next batch of the epoch's batch list
-    best: float | None = None  # best validation score so far (lower is better)
-    bad_evals: int = 0  # validations since the best one
-    seconds: float = 0.0  # training time of earlier runs of this job
-    skipped_steps: int = 0  # steps dropped for non-finite gradients
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise S2SError(f"train.device={name} but no CUDA device is available")
-    return device
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def use_deterministic_algorithms() -> None:
+    """train.deterministic: what torch offers for reproducible GPU runs."""
+    # cuBLAS needs a fixed workspace before its first use to be reproducible.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # warn_only: CTC loss backward on CUDA has no deterministic kernel.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
 
 
 class Trainer:
@@ -86,10 +79,13 @@ class Trainer:
 
         self.cfg, self.tc = cfg, cfg.train
         self.out = Path(out_dir)
-        self.console = console or Console(stderr=True)
         if self.tc.threads:
             torch.set_num_threads(self.tc.threads)
-        self.device = pick_device(self.tc.device)
+        if self.tc.deterministic:
+            use_deterministic_algorithms()
+        self.dist, self.device = Distributed.from_env(self.tc.device)
+        # Other ranks print nothing: rank 0 speaks for the run.
+        self.console = console or Console(stderr=True, quiet=not self.dist.is_main)
         self.amp = autocast_for(self.device, self.tc.precision)
         self.task = load_task(cfg, data_dir)
 
@@ -97,6 +93,9 @@ class Trainer:
         random.seed(self.tc.seed)
         self.model = self.task.build_model()
         self.model.to(self.device)
+        if self.dist.enabled:
+            self.dist.broadcast_parameters(self.model)
+            seed_rank(self.tc.seed, self.dist.rank)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(),
             lr=self.tc.lr,
@@ -108,68 +107,117 @@ class Trainer:
             self.device.type, enabled=self.tc.precision == "fp16"
         )
         self.state = RunState()
-        self._signal = ""  # name of a stop signal received while training
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume and (self.out / "last.pt").exists():
-            self._resume(self.out / "last.pt")
-        elif (self.out / "last.pt").exists():
+        self.stop_rules = StopRules(self.tc, self.dist, self.device, self.console)
+        self._saved = "no checkpoint written yet"
+        last = self.out / "last.pt"
+        exists = self.dist.main_only(self._prepare_out_dir)
+        if resume and exists:
+            self._resume(last)
+        elif exists:
             raise S2SError(
-                f"{self.out / 'last.pt'} exists: pass --resume to continue that run, "
-                f"or choose another --out"
+                f"{last} exists: pass --resume to continue that run, or choose "
+                f"another --out"
             )
-        self.metrics = open(self.out / "metrics.jsonl", "a")  # noqa: SIM115
+        self.report: Report | None = None
+
+    def _prepare_out_dir(self) -> bool:
+        """Rank 0: check the run directory can take our checkpoints; whether a
+        last.pt is there to resume."""
+        # A full checkpoint: weights and AdamW's two moments, fp32.
+        n_bytes = sum(3 * 4 * p.numel() for p in self.model.parameters()) + 2**20
+        check_output_dir(self.out, n_bytes)
+        remove_stale_temporaries(self.out)
+        return (self.out / "last.pt").exists()
 
     # -- checkpoints -------------------------------------------------------------
 
-    def _payload(self, with_optimizer: bool = True) -> dict[str, Any]:
+    def _payload(
+        self, rng: list[dict] | None = None, task_states: list[dict] | None = None
+    ) -> dict[str, Any]:
+        """What a checkpoint holds; with the RNG states of every rank (`rng`), also
+        what resuming needs, including the task's carried state of every rank
+        (`task_states`) when it has one."""
         payload = {
             "config": self.cfg.to_dict(),
             **self.task.checkpoint_extras(),
             "model": self.model.state_dict(),
             "state": asdict(self.state),
         }
-        if with_optimizer:
+        if rng is not None:
             payload.update(
                 optimizer=self.optimizer.state_dict(),
                 schedule=self.schedule.state_dict(),
                 scaler=self.scaler.state_dict(),
-                rng=_rng_state(),
+                rng=rng[0],
             )
-            if hasattr(self.task, "state_dict"):  # e.g. the LM's carried state
-                payload["task_state"] = self.task.state_dict()
+            if len(rng) > 1:
+                payload["rng_ranks"] = rng
+            if task_states is not None:  # e.g. the LM's carried state
+                payload["task_state"] = task_states[0]
+                if len(task_states) > 1:
+                    payload["task_state_ranks"] = task_states
         return payload
+
+    def _write(self, path: Path, payload: Callable[[], dict[str, Any]]) -> None:
+        try:
+            save_checkpoint(path, payload())
+        except OSError as e:
+            raise S2SError(
+                f"cannot write {path} ({e.strerror or e}); stopped at step "
+                f"{self.state.step}, {self._saved}"
+            ) from None
 
     def save(self) -> None:
         """last.pt with everything needed to resume; step-N.pt with the weights
         only (for `s2s average`), a third of the size."""
-        save_checkpoint(self.out / "last.pt", self._payload())
-        save_checkpoint(
-            self.out / f"step-{self.state.step}.pt", self._payload(with_optimizer=False)
-        )
-        for old in numbered_checkpoints(self.out)[: -self.tc.keep_last]:
-            old.unlink()
+        st = self.state
+        rng = self.dist.gather(rng_state(self.device))  # every rank's, for resuming
+        task_states = None
+        if hasattr(self.task, "state_dict"):  # per rank, like the RNG states
+            task_states = self.dist.gather(self.task.state_dict())
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            raise S2SError(
+                f"step {st.step}: the weights are not finite, not saving them; "
+                f"{self._saved}"
+            )
+
+        def write() -> None:
+            self._write(self.out / "last.pt", lambda: self._payload(rng, task_states))
+            self._write(self.out / f"step-{st.step}.pt", self._payload)
+            for old in numbered_checkpoints(self.out)[: -self.tc.keep_last]:
+                old.unlink()
+
+        self.dist.main_only(write)
+        self._saved = f"{self.out / 'last.pt'} holds step {st.step}"
 
     def _resume(self, path: Path) -> None:
+        if self.dist.enabled and not path.is_file():
+            raise S2SError(
+                f"{path}: rank {self.dist.rank} cannot see the checkpoint rank 0 "
+                f"resumes from; --out must be on a filesystem all nodes share"
+            )
         ckpt = load_checkpoint(path)
         self.task.check_resume(ckpt, path)
-        old_model = ckpt["config"]["model"]
-        new_model = self.cfg.to_dict()["model"]
-        diff = [k for k in new_model if old_model.get(k) != new_model[k]]
-        if diff:
-            raise S2SError(
-                f"{path}: model settings differ from the checkpoint's: "
-                + ", ".join(
-                    f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
-                )
-            )
+        check_same_model(ckpt, self.cfg, path)
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.state = RunState(**ckpt["state"])
-        _set_rng_state(ckpt["rng"])
-        if "task_state" in ckpt:
-            self.task.load_state_dict(ckpt["task_state"])
+        self._saved = f"{path} holds step {self.state.step}"
+        rank, world = self.dist.rank, self.dist.world
+        ranks = ckpt.get("rng_ranks", [ckpt["rng"]])
+        if len(ranks) == world:
+            set_rng_state(ranks[rank], self.device)
+        else:  # the weights resume exactly, dropout's randomness cannot
+            seed_rank(self.tc.seed + self.state.step, rank)
+            self.console.print(
+                f"[yellow]{path} comes from a run of world size {len(ranks)}, this "
+                f"one has {world}: it continues, but not bit-for-bit"
+            )
+        if "task_state" in ckpt:  # per rank; another world size takes rank 0's
+            states = ckpt.get("task_state_ranks", [ckpt["task_state"]])
+            self.task.load_state_dict(states[rank if len(states) == world else 0])
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
             f"batch {self.state.batch})"
@@ -178,39 +226,71 @@ class Trainer:
     # -- one optimizer step ------------------------------------------------------
 
     def _step(self, group: list[np.ndarray]) -> tuple[float, int, dict[str, int]]:
-        """Forward/backward every batch of `group`, then one optimizer step.
-        Returns (summed loss, target tokens, the task's counts)."""
+        """Forward/backward this rank's batches of `group`, sum the gradients over
+        ranks, then one optimizer step. Returns (this rank's summed loss, target
+        tokens of the whole group, this rank's task counts)."""
+        st, dist = self.state, self.dist
         self.model.train()
+        # The whole group's tokens: every rank knows them from the batch list.
         ntok = sum(self.task.units("train", ids) for ids in group)
-        step = self.state.step + 1
-        lr = self.schedule.lr(step)
+        st.step += 1
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
-        loss_sum, counts = 0.0, {}
-        for ids in group:
-            batch = self.task.collate("train", ids).to(self.device)
-            loss, batch_counts = self.task.forward_backward(
-                self.model,
-                batch,
-                scale=1.0 / ntok,
-                backward=lambda x: self.scaler.scale(x).backward(),
-                autocast=self.amp,
+            g["lr"] = self.schedule.lr(st.step)
+        loss_sum, counts, oom = 0.0, {}, False
+        try:
+            for ids in shard(group, dist.rank, dist.world):
+                batch = self.task.collate("train", ids).to(self.device)
+                loss, batch_counts = self.task.forward_backward(
+                    self.model,
+                    batch,
+                    scale=1.0 / ntok,
+                    backward=lambda x: self.scaler.scale(x).backward(),
+                    autocast=self.amp,
+                )
+                loss_sum += loss
+                for k, v in batch_counts.items():
+                    counts[k] = counts.get(k, 0) + v
+        except OutOfMemory:
+            oom = True  # handled outside: the traceback holds the batch's tensors
+        batch = None
+        any_oom, bad_loss = dist.max([oom, not math.isfinite(loss_sum)], self.device)
+        if any_oom:
+            self.optimizer.zero_grad(set_to_none=True)
+            release_memory(self.device)
+            st.oom_skipped += 1
+            st.oom_in_a_row += 1
+            where = "a rank" if dist.enabled else self.device
+            self.console.print(
+                f"[yellow]step {st.step}: out of memory on {where}, step skipped; if "
+                f"this repeats, lower train.batch_tokens (now {self.tc.batch_tokens})"
             )
-            loss_sum += loss
-            for k, v in batch_counts.items():
-                counts[k] = counts.get(k, 0) + v
+            return 0.0, 0, {}
+        st.oom_in_a_row = 0
+        dist.sum_gradients(self.model.parameters())
         self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tc.clip_norm or float("inf")
         )
         if torch.isfinite(norm):
             self.scaler.step(self.optimizer)
+            st.nonfinite_in_a_row = 0
         else:
-            self.state.skipped_steps += 1
-            self.console.print(f"[yellow]step {step}: non-finite gradient, skipped")
+            st.skipped_steps += 1
+            # fp16 with a finite loss: an overflow the scaler handles below.
+            if not self.scaler.is_enabled() or bad_loss:
+                st.nonfinite_in_a_row += 1
+                self.console.print(
+                    f"[yellow]step {st.step}: non-finite gradient, skipped"
+                )
+        scale = self.scaler.get_scale()
         self.scaler.update()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
+            st.scale_drops += 1
+            self.console.print(
+                f"[yellow]step {st.step}: fp16 overflow, loss scale lowered to "
+                f"{self.scaler.get_scale():g}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
-        self.state.step = step
         return loss_sum, ntok, counts
 
     # -- validation --------------------------------------------------------------
@@ -223,146 +303,14 @@ class Trainer:
         self.model.train()
         return result
 
-    def _log(self, record: dict[str, Any]) -> None:
-        self.metrics.write(json.dumps(record) + "\n")
-        self.metrics.flush()
-
-    # -- the loop ----------------------------------------------------------------
-
-    def run(self) -> RunState:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        tc, st = self.tc, self.state
-        if not (tc.max_steps or tc.max_epochs or tc.max_minutes or tc.patience):
-            raise S2SError(
-                "no stopping rule: set train.max_steps, train.max_epochs, "
-                "train.max_minutes or train.patience"
-            )
-        n_params = sum(p.numel() for p in self.model.parameters())
-        self.console.print(
-            f"training {n_params / 1e6:.2f}M parameters on {self.device} "
-            f"({tc.precision}); {self.task.describe()}; writing {self.out}"
-        )
-        t0 = time.time()
-        window = {"loss": 0.0, "tok": 0, "t": time.time(), "counts": {}}
-        self._signal = ""
-        old_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            old_handlers = {
-                sig: signal.signal(sig, self._on_signal)
-                for sig in (signal.SIGINT, signal.SIGTERM)
-            }
-        last_valid = last_save = st.step
-        stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
-        columns = [
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-        ]
-        with Progress(*columns, console=self.console, transient=False) as bar:
-            task = bar.add_task(
-                "train", total=tc.max_steps or None, completed=st.step, info=""
-            )
-            while not stop:
-                batches = self.task.batches("train", tc.seed, st.epoch)
-                while st.batch < len(batches) and not stop:
-                    group = batches[st.batch : st.batch + tc.accum_steps]
-                    loss, ntok, counts = self._step(group)
-                    st.batch += len(group)
-                    epoch_done = st.batch >= len(batches)
-                    if epoch_done:
-                        st.epoch, st.batch = st.epoch + 1, 0
-                    window["loss"] += loss
-                    window["tok"] += ntok
-                    for k, v in counts.items():
-                        window["counts"][k] = window["counts"].get(k, 0) + v
-                    if st.step % tc.log_every == 0:
-                        self._log_window(window, bar, task)
-                    bar.update(task, completed=st.step)
-                    stop = self._stop_reason(t0)
-                    paused = time.time()  # validation and saving are not training
-                    if (st.step % tc.valid_every == 0 or stop) and not self._signal:
-                        stop = self._after_validation(bar, task) or stop
-                        last_valid = st.step
-                    if st.step % tc.save_every == 0 or stop:
-                        self.save()
-                        last_save = st.step
-                    window["t"] += time.time() - paused
-                    if epoch_done:
-                        break
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-        if last_valid != st.step and not self._signal:
-            self._after_validation(None, None)
-        if last_save != st.step:
-            self.save()
-        st.seconds += time.time() - t0
-        self.console.print(f"stopped at step {st.step}: {stop}")
-        self.metrics.close()
-        return st
-
-    def _on_signal(self, signum: int, frame) -> None:
-        """SIGINT/SIGTERM: finish the step under way, save last.pt, exit cleanly.
-        A second signal interrupts at once."""
-        if self._signal:
-            raise KeyboardInterrupt
-        self._signal = signal.Signals(signum).name
-        self.console.print(
-            f"[yellow]{self._signal}: saving a checkpoint after this step "
-            f"(again to abort)"
-        )
-
-    def _stop_reason(self, t0: float) -> str:
-        tc, st = self.tc, self.state
-        if self._signal:
-            return f"{self._signal} received; resume with --resume"
-        if tc.max_steps and st.step >= tc.max_steps:
-            return f"train.max_steps={tc.max_steps} reached"
-        if tc.max_epochs and st.epoch >= tc.max_epochs:
-            return f"train.max_epochs={tc.max_epochs} reached"
-        minutes = (st.seconds + time.time() - t0) / 60
-        if tc.max_minutes and minutes >= tc.max_minutes:
-            return f"train.max_minutes={tc.max_minutes} reached"
-        return ""
-
-    def _log_window(self, window: dict, bar, task) -> None:
-        st = self.state
-        dt = max(time.time() - window["t"], 1e-9)
-        loss = window["loss"] / max(window["tok"], 1)
-        record = {
-            "step": st.step,
-            "epoch": st.epoch + 1,
-            "loss": round(loss, 4),
-            "lr": self.schedule.lr(st.step),
-            "tok_per_s": round(window["tok"] / dt, 1),
-            **window["counts"],  # e.g. inf_losses: CTC utterances left out
-            "time": round(time.time(), 1),
-        }
-        self._log(record)
-        counts = "".join(f" | {k} {v}" for k, v in window["counts"].items())
-        bar.update(
-            task,
-            info=f"loss {loss:.3f} | {record['tok_per_s']:.0f} tok/s | "
-            f"lr {record['lr']:.2e} | epoch {st.epoch + 1}{counts}",
-        )
-        window.update(loss=0.0, tok=0, t=time.time(), counts={})
-
-    def _after_validation(self, bar, task) -> str:
-        """Validate, keep best.pt, apply the schedule and patience; returns a stop
-        reason when patience ran out."""
+    def _after_validation(self) -> str:
+        """Validate (rank 0), keep best.pt, apply the schedule and patience on
+        every rank; returns a stop reason when patience ran out."""
         st, tc = self.state, self.tc
-        result = self.validate()
-        self._log({"step": st.step, **{k: round(v, 4) for k, v in result.items()}})
+        result = self.dist.main_only(self.validate)
+        self.report.log(
+            {"step": st.step, **{k: round(v, 4) for k, v in result.items()}}
+        )
         # Lower is better: BLEU counts negated; without the number, the loss.
         key = f"valid_{tc.select_by}"
         score = result.get(key, result["valid_loss"])
@@ -372,7 +320,9 @@ class Trainer:
         improved = st.best is None or score < st.best
         if improved:
             st.best, st.bad_evals = score, 0
-            save_checkpoint(self.out / "best.pt", self._payload(with_optimizer=False))
+            self.dist.main_only(
+                lambda: self._write(self.out / "best.pt", self._payload)
+            )
         else:
             st.bad_evals += 1
         shown = " ".join(
@@ -387,3 +337,91 @@ class Trainer:
         if tc.patience and st.bad_evals >= tc.patience:
             return f"no improvement in {tc.patience} validations"
         return ""
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self) -> RunState:
+        tc, st = self.tc, self.state
+        if not (tc.max_steps or tc.max_epochs or tc.max_minutes or tc.patience):
+            raise S2SError(
+                "no stopping rule: set train.max_steps, train.max_epochs, "
+                "train.max_minutes or train.patience"
+            )
+        n_params = sum(p.numel() for p in self.model.parameters())
+        ranks = f" x {self.dist.world} processes" if self.dist.enabled else ""
+        self.console.print(
+            f"training {n_params / 1e6:.2f}M parameters on {self.device}{ranks} "
+            f"({tc.precision}); {self.task.describe()}; writing {self.out}"
+        )
+        t0 = time.time()
+        self.report = report = Report(
+            self.out, self.dist, self.console, tc.max_steps or None
+        )
+        try:
+            with self.stop_rules, report.bar:
+                stop = self._loop(t0)
+            rules = self.stop_rules
+            if self.last_valid != st.step and not rules.signal:
+                self._after_validation()
+            if self.last_save != st.step:
+                self.save()
+        finally:
+            report.close()
+        st.seconds += time.time() - t0
+        self.console.print(f"stopped at step {st.step}: {stop}")
+        return st
+
+    def _loop(self, t0: float) -> str:
+        """Train until a stop rule fires; returns why."""
+        tc, st, report = self.tc, self.state, self.report
+        self.last_valid = self.last_save = st.step
+        stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
+        report.bar.update(report.task, completed=st.step)
+        # One step: the next accum_steps batches of every rank.
+        per_step = tc.accum_steps * self.dist.world
+        while not stop:
+            batches = self.task.batches("train", tc.seed, st.epoch)
+            while st.batch < len(batches) and not stop:
+                group = batches[st.batch : st.batch + per_step]
+                report.add(*self._step(group))
+                error = st.bad_run(tc.max_bad_steps, tc.batch_tokens, self.device)
+                if error:  # nothing saved since the last good step
+                    raise S2SError(f"{error}; {self._saved}")
+                st.batch += len(group)
+                epoch_done = st.batch >= len(batches)
+                if epoch_done:
+                    st.epoch, st.batch = st.epoch + 1, 0
+                if st.step % tc.log_every == 0:
+                    report.window(st, self.schedule.lr(st.step), self._counters())
+                report.bar.update(report.task, completed=st.step)
+                stop = self._stop_reason(t0)
+                paused = time.time()  # validation and saving are not training
+                if (
+                    st.step % tc.valid_every == 0 or stop
+                ) and not self.stop_rules.signal:
+                    stop = self._after_validation() or stop
+                    self.last_valid = st.step
+                if st.step % tc.save_every == 0 or stop:
+                    self.save()
+                    self.last_save = st.step
+                report.pause(time.time() - paused)
+                if epoch_done:
+                    break
+        return stop
+
+    def _stop_reason(self, t0: float) -> str:
+        st = self.state
+        return self.stop_rules.reason(st.step, st.epoch, minutes_since(t0, st.seconds))
+
+    def _counters(self) -> dict[str, Any]:
+        """Run-wide counts for every metrics record."""
+        st = self.state
+        counters: dict[str, Any] = {
+            "skipped_steps": st.skipped_steps,
+            "oom_skipped": st.oom_skipped,
+        }
+        if self.scaler.is_enabled():
+            counters.update(
+                scale_drops=st.scale_drops, loss_scale=self.scaler.get_scale()
+            )
+        return counters
