@@ -4,7 +4,8 @@ Each section is a dataclass whose fields carry their own help text. A config is 
 from the defaults, then a YAML file, then dotted `--set section.key=value` overrides;
 an unknown or misspelt key, or a value of the wrong type, is an error naming the key.
 The resolved config is stored in every checkpoint (`Config.to_dict`), so decoding
-never needs the YAML again.
+never needs the YAML again. The sections, every key with its default and help, are
+in `s2s.config_sections`; this module loads, overrides and validates them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
+from s2s.config_sections import DecodeConfig, ModelConfig, TrainConfig
 from s2s.errors import S2SError
 
 __all__ = [
@@ -31,219 +33,6 @@ __all__ = [
     "apply_overrides",
     "describe_config",
 ]
-
-
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class ModelConfig:
-    task: Literal["translation", "ctc", "joint", "lm"] = _f(
-        "translation",
-        "what the model learns: translation (text to text, attention decoder), "
-        "ctc (speech to text, CTC output layer over the encoder), joint (speech to "
-        "text, a CTC output layer and the attention decoder over one encoder) or "
-        "lm (an LSTM language model over monolingual text, for `s2s score ppl` and "
-        "fusion)",
-    )
-    emb_dim: int = _f(
-        256,
-        "encoder input size: token embeddings (translation, source and target) or "
-        "the subsampled speech frames' projection (ctc, joint); also the decoder's "
-        "target embeddings (translation, joint)",
-    )
-    enc_hidden_size: int = _f(
-        256, "encoder LSTM size per direction; encoder outputs are twice this"
-    )
-    hidden_size: int = _f(
-        512,
-        "decoder LSTM size (and attentional vector size) for translation and joint; "
-        "the LSTM size of an lm",
-    )
-    enc_layers: int = _f(2, "bidirectional LSTM layers in the encoder")
-    dec_layers: int = _f(
-        1, "LSTM layers in the decoder (translation, joint) or the language model (lm)"
-    )
-    attention: Literal["dot", "general", "mlp"] = _f(
-        "general",
-        "dot and general: Luong; mlp: Bahdanau. dot needs "
-        "2*enc_hidden_size == hidden_size",
-    )
-    input_feed: bool = _f(
-        False,
-        "feed the previous attentional vector into the decoder LSTM (Luong). Off, "
-        "the whole target runs through one LSTM call: much faster training",
-    )
-    dropout: float = _f(0.3, "dropout on embeddings, between LSTM layers and outputs")
-    tie_embeddings: bool = _f(
-        True,
-        "share the target (lm: input) embedding with the output layer (a "
-        "projection to emb_dim is added when emb_dim != hidden_size)",
-    )
-    label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
-    ctc_weight: float = _f(
-        0.3,
-        "joint: training loss = ctc_weight * CTC + (1 - ctc_weight) * attention "
-        "cross-entropy, both summed over the batch and divided by the same count",
-    )
-    num_mels: int = _f(
-        80, "speech: log-mel bins per frame; must match `s2s prep speech --num-mels`"
-    )
-    subsample: Literal["conv", "stack"] = _f(
-        "conv",
-        "speech: 4x frame-rate reduction before the encoder: two stride-2 3x3 "
-        "convolutions, or 4 stacked frames and a linear layer (cheapest)",
-    )
-    subsample_channels: int = _f(
-        0,
-        "speech: channels of the conv subsampler (0: emb_dim); they cost much on CPUs",
-    )
-    specaugment: bool = _f(
-        True, "speech: SpecAugment frequency and time masks on training batches"
-    )
-    freq_masks: int = _f(2, "speech SpecAugment: frequency masks per utterance")
-    freq_width: int = _f(27, "speech SpecAugment: widest frequency mask, in mel bins")
-    time_masks: int = _f(2, "speech SpecAugment: time masks per utterance")
-    time_width_ratio: float = _f(
-        0.05, "speech SpecAugment: widest time mask as a fraction of the utterance"
-    )
-    max_time_width: int = _f(
-        40, "speech SpecAugment: widest time mask in frames (0: no cap)"
-    )
-
-
-@dataclass
-class TrainConfig:
-    max_steps: int = _f(0, "stop after this many optimizer steps (0: no limit)")
-    max_epochs: int = _f(0, "stop after this many epochs (0: no limit)")
-    max_minutes: float = _f(0.0, "stop after this much wall-clock time (0: no limit)")
-    batch_tokens: int = _f(
-        4096,
-        "tokens per batch, counted with padding on the longer side (ctc: input "
-        "feature frames, 100 a second)",
-    )
-    accum_steps: int = _f(1, "batches whose gradients add up into one step")
-    lr: float = _f(1e-3, "peak learning rate (AdamW)")
-    betas: tuple[float, float] = _f((0.9, 0.98), "AdamW betas")
-    weight_decay: float = _f(0.0, "AdamW decoupled weight decay")
-    schedule: Literal["inverse_sqrt", "plateau", "constant"] = _f(
-        "inverse_sqrt",
-        "after warmup: decay as 1/sqrt(step), halve on validation plateaus, or hold",
-    )
-    warmup_steps: int = _f(500, "linear warmup from 0 to lr over this many steps")
-    plateau_factor: float = _f(0.5, "plateau schedule: multiply lr by this")
-    plateau_patience: int = _f(2, "plateau schedule: validations without gain")
-    min_lr: float = _f(1e-5, "the learning rate never falls below this")
-    clip_norm: float = _f(1.0, "clip the global gradient norm to this (0: off)")
-    max_bad_steps: int = _f(
-        20,
-        "stop with an error after this many steps in a row were skipped for "
-        "non-finite gradients, or for running out of memory (0: never)",
-    )
-    tbptt_steps: int = _f(
-        0,
-        "truncated BPTT: run the target in chunks of this many steps, carrying the "
-        "decoder state and accumulating every chunk's gradient (0: off)",
-    )
-    bptt: int = _f(
-        64,
-        "lm: tokens per truncated-BPTT segment; the hidden state is carried (and "
-        "detached) from one segment to the next, batch_tokens // bptt streams wide",
-    )
-    bptt_random: bool = _f(
-        False,
-        "lm: vary the segment length (AWD-LSTM): bptt, or bptt / 2 with probability "
-        "0.05, plus normal jitter (sd 5), drawn from (seed, epoch)",
-    )
-    precision: Literal["fp32", "bf16", "fp16"] = _f(
-        "fp32", "bf16: autocast on CPU or CUDA; fp16: autocast plus grad scaler, CUDA"
-    )
-    device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N")
-    seed: int = _f(1, "seed for initialisation, batch order and dropout")
-    deterministic: bool = _f(
-        False,
-        "GPU: deterministic algorithms where torch has them (slower; cuDNN LSTMs "
-        "and CTC backward may still vary, see docs/distributed.md)",
-    )
-    valid_every: int = _f(1000, "validate every this many steps (and at the end)")
-    valid_bleu: bool = _f(
-        True,
-        "also decode the validation set greedily: BLEU and chrF (translation), "
-        "WER and CER (ctc)",
-    )
-    valid_bleu_sents: int = _f(
-        500, "at most this many validation sentences (utterances) decoded"
-    )
-    select_by: Literal["loss", "bleu", "wer"] = _f(
-        "loss",
-        "which validation number picks best.pt and drives early stopping (bleu: "
-        "translation, wer: ctc)",
-    )
-    patience: int = _f(
-        0, "stop after this many validations without improvement (0: never)"
-    )
-    save_every: int = _f(1000, "write last.pt and a numbered checkpoint this often")
-    keep_last: int = _f(5, "numbered checkpoints kept (for `s2s average`)")
-    log_every: int = _f(50, "write a metrics line this often")
-    threads: int = _f(0, "CPU threads for torch (0: torch's default)")
-
-
-@dataclass
-class DecodeConfig:
-    beam: int = _f(5, "beam size (1: greedy)")
-    nbest: int = _f(1, "hypotheses printed per input")
-    lenpen: float = _f(
-        0.6,
-        "translation: GNMT length penalty alpha, ((5 + len) / 6) ** alpha (speech: "
-        "decode.length_bonus)",
-    )
-    max_len_ratio: float = _f(
-        2.0,
-        "translation: output at most ratio * source length + max_len_a tokens "
-        "(speech: at most one token per encoder frame)",
-    )
-    max_len_a: int = _f(10, "translation: constant term of the maximum output length")
-    batch_tokens: int = _f(
-        6000, "source tokens per decoding batch (ctc: feature frames, 100 a second)"
-    )
-    max_input_tokens: int = _f(
-        1024, "inputs longer than this (in subword tokens) are an error"
-    )
-    chunk_seconds: float = _f(
-        30.0,
-        "speech: audio longer than this is encoded in windows of at most this "
-        "length, so memory stays bounded on long files (see chunk_overlap)",
-    )
-    chunk_overlap: float = _f(
-        4.0,
-        "ctc: seconds shared by neighbouring windows; stitched at the middle. "
-        "joint, attention: audio is cut at the quietest point of this many seconds "
-        "before each window's end, and the pieces are decoded one by one",
-    )
-    mode: Literal["auto", "joint", "attention", "ctc"] = _f(
-        "auto",
-        "speech search: joint (attention beam search, each hypothesis also scored "
-        "by its CTC prefix probability), attention (the decoder alone) or ctc (prefix "
-        "beam search over the CTC head); auto: joint for model.task=joint, ctc for "
-        "model.task=ctc",
-    )
-    ctc_weight: float = _f(
-        0.3,
-        "joint search: score = (1 - ctc_weight) * attention + ctc_weight * CTC prefix "
-        "log-probabilities (0: attention alone, 1: CTC alone)",
-    )
-    length_bonus: float = _f(
-        0.0,
-        "joint, attention search: added to a hypothesis's score for every token it "
-        "emits (counters the search's preference for short outputs)",
-    )
-    ctc_candidates: int = _f(
-        0,
-        "joint search: tokens per hypothesis and step scored by CTC, the decoder's "
-        "best (0: 1.5 * beam, at least 2; all tokens when ctc_weight is 1); the end "
-        "of the sentence is always scored",
-    )
 
 
 @dataclass
