@@ -8,8 +8,10 @@ Several `s2s train` commands in one process group, to pay torchrun's start-up on
              ranks skip the step
   signal/    rank 1 alone gets SIGTERM in its third batch (step 4; it has none
              in step 3): both ranks stop after that step
-  lm-straight/  the LM (model.task=lm, on LM_DATA): 6 steps
-  lm-resumed/   3 steps, then --resume to 6: each rank carries its own state
+  lm-exact/     the LM (model.task=lm, on LM_DATA) without dropout, 2 segments a
+                step (compared with one process): each rank runs half the rows
+  lm-straight/  the LM: 6 steps
+  lm-resumed/   3 steps, then --resume to 6: each rank carries its rows' state
 
 usage: torchrun --nproc_per_node=2 ddp_worker.py DATA LM_DATA OUT [k=v ...]
 """
@@ -55,6 +57,7 @@ def sigterm(run):
 
 data, lm_data, out, sets = sys.argv[1], sys.argv[2], Path(sys.argv[3]), sys.argv[4:]
 LM = ["model.task=lm", "train.bptt=8"]
+LM_EXACT = ["model.dropout=0.0", "train.accum_steps=2", "train.max_steps=6"]
 for name, extra, resume, fault in (
     ("exact", ["model.dropout=0.0", "train.max_steps=7"], [], (0, None)),
     ("straight", ["train.max_steps=8"], [], (0, None)),
@@ -62,6 +65,7 @@ for name, extra, resume, fault in (
     ("resumed", ["train.max_steps=8"], ["--resume"], (0, None)),
     ("oom", ["train.max_steps=4"], [], (2, oom)),
     ("signal", ["train.max_steps=8"], [], (3, sigterm)),
+    ("lm-exact", [*LM, *LM_EXACT], [], (0, None)),
     ("lm-straight", [*LM, "train.max_steps=6"], [], (0, None)),
     ("lm-resumed", [*LM, "train.max_steps=3"], [], (0, None)),
     ("lm-resumed", [*LM, "train.max_steps=6"], ["--resume"], (0, None)),

@@ -1,8 +1,9 @@
 """Data-parallel training under a real torchrun: 2 CPU processes with gloo.
 
-A step of 2 ranks must equal a step of one process accumulating 2 batches, and a
-2-process run stopped and resumed must end where an uninterrupted one does (the LM
-too, with the hidden state each rank carries).
+A step of 2 ranks must equal a step of one process accumulating 2 batches (for the
+LM: one process with the same batches, each rank running half of every batch's
+rows), and a 2-process run stopped and resumed must end where an uninterrupted one
+does (the LM too, with the hidden state each rank carries).
 """
 
 import json
@@ -19,6 +20,7 @@ from conftest import TINY
 from s2s.config import load_config
 from s2s.train.checkpoint import load_checkpoint
 from s2s.train.distributed import shard
+from s2s.train.lm_task import LMTask
 from s2s.train.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,24 @@ def test_shard_takes_every_worldth_batch():
     assert shard(group[:1], 1, 2) == []
 
 
+def test_the_lm_shards_rows_and_every_rank_runs_every_segment(lm_bin):
+    task = LMTask(load_config(None, [*SETS, "model.task=lm", "train.bptt=8"]), lm_bin)
+    group = task.batches("train")[:2]
+    R = task.rows["train"].shape[0]  # 50
+    parts = [shard(group, r, 3, task.shard_batch) for r in range(3)]
+    assert [[(int(b[0]), int(b[1])) for b in p] for p in parts] == [
+        [(0, 8), (8, 16)]
+    ] * 3
+    for i in range(2):  # contiguous blocks of rows that cover them all once
+        blocks = [(int(p[i][2]), int(p[i][3])) for p in parts]
+        assert blocks == [(0, 16), (16, 33), (33, R)]
+    whole = sum(task.units("train", ids) for ids in group)
+    assert sum(task.units("train", ids) for p in parts for ids in p) == whole
+    one_row = np.array([0, 8, 0, 1])  # fewer rows than ranks: one rank idles
+    assert task.shard_batch(one_row, 0, 2) is None
+    assert task.shard_batch(one_row, 1, 2).tolist() == [0, 8, 0, 1]
+
+
 def test_two_processes_equal_one_accumulating_two(ddp_runs, toy_bin, tmp_path):
     sets = [*SETS, "model.dropout=0.0", "train.max_steps=7"]
     cfg = load_config(None, [*sets, "train.accum_steps=2"])
@@ -109,6 +129,31 @@ def test_distributed_resume_continues_exactly(ddp_runs):
     )
 
 
+def test_two_lm_processes_run_the_stream_of_one(ddp_runs, lm_bin, tmp_path):
+    """The same (segment, row) grid as one process, and every rank's state is the
+    one at the end of the segment just before, on its rows."""
+    lm = ["model.task=lm", "train.bptt=8", "model.dropout=0.0"]
+    cfg = load_config(None, [*SETS, *lm, "train.accum_steps=2", "train.max_steps=6"])
+    Trainer(cfg, lm_bin, tmp_path / "one").run()
+
+    ddp = load_checkpoint(ddp_runs / "lm-exact" / "last.pt")
+    one = load_checkpoint(tmp_path / "one" / "last.pt")
+    assert ddp["state"] == {**one["state"], "seconds": ddp["state"]["seconds"]}
+    assert ddp["state"]["epoch"] == 1  # 8 segments an epoch: one reset on the way
+    for k, v in one["model"].items():
+        torch.testing.assert_close(ddp["model"][k], v, rtol=1e-5, atol=1e-6)
+    halves = ddp["task_state_ranks"]
+    for i, whole in enumerate(one["task_state"]["hidden"]):  # (R, L, H)
+        rows = torch.cat([h["hidden"][i] for h in halves])  # rank 0's rows first
+        torch.testing.assert_close(rows, whole, rtol=1e-5, atol=1e-6)
+    a, b = _records(ddp_runs / "lm-exact"), _records(tmp_path / "one")
+    assert [r["step"] for r in a] == [r["step"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for k in ("loss", "valid_loss"):
+            if k in rb:
+                assert abs(ra[k] - rb[k]) < 1e-3, (k, ra, rb)
+
+
 def test_distributed_lm_resumes_every_ranks_carried_state(ddp_runs):
     straight = load_checkpoint(ddp_runs / "lm-straight" / "last.pt")
     half = load_checkpoint(ddp_runs / "lm-resumed" / "step-3.pt")
@@ -118,7 +163,7 @@ def test_distributed_lm_resumes_every_ranks_carried_state(ddp_runs):
     for k, v in straight["model"].items():
         assert torch.equal(v, resumed["model"][k]), k
     states = [s["hidden"][0] for s in straight["task_state_ranks"]]
-    assert not torch.equal(*states)  # each rank carries its own segments' state
+    assert [len(s) for s in states] == [25, 25]  # each rank its half of the rows
     assert torch.equal(straight["task_state"]["hidden"][0], states[0])
     for a, b in zip(
         straight["task_state_ranks"], resumed["task_state_ranks"], strict=True

@@ -2,6 +2,7 @@
 a carried state, exact resume, monolingual prep, and `s2s score ppl`."""
 
 import contextlib
+import copy
 import math
 
 import pytest
@@ -171,6 +172,23 @@ def test_gradient_stops_at_segment_borders(lm_bin):
     ).backward()
     for k, p in model.named_parameters():
         torch.testing.assert_close(got[k], p.grad, msg=k)
+
+
+def test_accumulated_segments_carry_the_state_in_order(lm_bin, tmp_path):
+    """One step of accum_steps=3 runs segments 0, 1, 2, each from the state the
+    one before ended in (the weights only change after the step)."""
+    cfg = _lm_cfg("model.dropout=0.0", "train.accum_steps=3", "train.max_steps=1")
+    trainer = Trainer(cfg, lm_bin, tmp_path / "run")
+    model = copy.deepcopy(trainer.model)  # the weights all three segments saw
+    trainer.run()
+    assert trainer.state.batch == 3
+    task = trainer.task
+    state = model.init_state(task.num_rows, "cpu")
+    with torch.no_grad():
+        for ids in task.batches("train", cfg.train.seed, 0)[:3]:
+            _, state = model(task.collate("train", ids).inputs, state)
+    for got, want in zip(task._state, state, strict=True):
+        torch.testing.assert_close(got, want)
 
 
 def test_a_non_finite_state_is_not_carried(lm_bin):

@@ -16,6 +16,12 @@ no batch and then adds a zero gradient. The loss of each batch is scaled by
 batch list, so after the gradients are summed over ranks a step equals the
 single-process one.
 
+A task whose batches must run in order on one rank (the LM, which carries its
+hidden state from one segment of its rows to the next) has a `shard_batch`
+method instead: a step then takes `accum_steps` batches, every rank runs all of
+them, each on its own part of the batch (the LM: a block of rows), and a step
+with N ranks equals a step of one process with the same `accum_steps`.
+
 Why not the `torch.nn.parallel.DistributedDataParallel` wrapper: the tasks call
 model methods other than `forward` (`model.loss`, `model.encode`), truncated BPTT
 runs several backward passes per batch, the last step of an epoch can leave a
@@ -50,9 +56,18 @@ _TIMEOUT = timedelta(minutes=60)
 _BUCKET_BYTES = 32 * 2**20  # gradients are summed in flat buckets of this size
 
 
-def shard(group: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
-    """The batches of one optimizer step's `group` that `rank` runs."""
-    return group[rank::world]
+def shard(
+    group: list[np.ndarray],
+    rank: int,
+    world: int,
+    split: Callable[[np.ndarray, int, int], np.ndarray | None] | None = None,
+) -> list[np.ndarray]:
+    """The batches of one optimizer step's `group` that `rank` runs: every
+    world-th one, or with `split` (a task's `shard_batch`) its part of each."""
+    if split is None:
+        return group[rank::world]
+    parts = [split(ids, rank, world) for ids in group]
+    return [p for p in parts if p is not None]
 
 
 @dataclass

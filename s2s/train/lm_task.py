@@ -6,6 +6,11 @@ a batch is detached and carried into the next one, so the model sees context
 beyond a segment while gradients stop at its border. The state is reset at the
 start of every epoch, and it travels in `last.pt` (`state_dict`) so that a resumed
 run continues every row exactly where it stopped.
+
+Under torchrun the rows, not the segments, are split between ranks
+(`shard_batch`): every rank runs every segment of its block of rows, in order, so
+the state it carries is always that of the segment just before, and N ranks
+together run the same (segment, row) grid as one process.
 """
 
 from __future__ import annotations
@@ -65,19 +70,37 @@ class LMTask:
     def batches(
         self, split: str, seed: int = 0, epoch: int = 0, shuffle: bool = True
     ) -> list[np.ndarray]:
-        """Segments [start, end) of the rows; the order is the stream's own (the
-        carried state needs it), `shuffle` only allows varied lengths."""
+        """Batches `[a, b, lo, hi]`: columns [a, b) of rows [lo, hi), here all R
+        rows. The order is the stream's own (the carried state needs it);
+        `shuffle` only allows varied lengths."""
         tc = self.cfg.train
-        length = self.rows[split].shape[1] - 1
+        R, S = self.rows[split].shape
         vary = tc.bptt_random and shuffle and split == "train"
-        return segment_bounds(length, tc.bptt, vary, seed, epoch)
+        return [
+            np.array([a, b, 0, R], dtype=np.int64)
+            for a, b in segment_bounds(S - 1, tc.bptt, vary, seed, epoch)
+        ]
+
+    def shard_batch(self, ids: np.ndarray, rank: int, world: int) -> np.ndarray | None:
+        """Under torchrun, `rank`'s part of batch `ids`: a contiguous block of the
+        batch's rows (None if there are fewer rows than ranks and this one gets
+        none). The trainer then has every rank run every batch rather than every
+        world-th one, so each rank's carried state continues its own rows."""
+        a, b, lo, hi = (int(x) for x in ids)
+        n = hi - lo
+        start, end = lo + n * rank // world, lo + n * (rank + 1) // world
+        if start == end:
+            return None
+        return np.array([a, b, start, end], dtype=np.int64)
 
     def units(self, split: str, ids: np.ndarray) -> int:
-        seg = self.rows[split][:, int(ids[0]) + 1 : int(ids[1]) + 1]
+        a, b, lo, hi = (int(x) for x in ids)
+        seg = self.rows[split][lo:hi, a + 1 : b + 1]
         return int(np.count_nonzero((seg != PAD) & (seg != BOS)))
 
     def collate(self, split: str, ids: np.ndarray) -> StreamBatch:
-        return stream_batch(self.rows[split], ids)
+        a, b, lo, hi = (int(x) for x in ids)
+        return stream_batch(self.rows[split][lo:hi], np.array([a, b]))
 
     def forward_backward(
         self,

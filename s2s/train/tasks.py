@@ -73,7 +73,12 @@ class Task(Protocol):
     # Optional, for a task that carries state from one batch to the next (the LM's
     # hidden state): `state_dict() -> dict` and `load_state_dict(dict)`. The
     # trainer stores it in last.pt as "task_state" (under torchrun every rank's,
-    # like the RNG states) and restores it on resume.
+    # like the RNG states) and restores it on resume (with the same world size).
+    #
+    # Optional, for such a task under torchrun: `shard_batch(ids, rank, world)`,
+    # rank's part of batch `ids` (or None). Every rank then runs every batch, its
+    # part of it, in order, instead of every world-th batch
+    # (`s2s.train.distributed.shard`); the LM splits its rows this way.
 
 
 # Which `s2s prep` output each model.task trains on, and the task to suggest for it.

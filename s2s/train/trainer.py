@@ -209,15 +209,17 @@ class Trainer:
         ranks = ckpt.get("rng_ranks", [ckpt["rng"]])
         if len(ranks) == world:
             set_rng_state(ranks[rank], self.device)
+            if "task_state" in ckpt:  # per rank too (the LM: its rows' state)
+                states = ckpt.get("task_state_ranks", [ckpt["task_state"]])
+                self.task.load_state_dict(states[rank])
         else:  # the weights resume exactly, dropout's randomness cannot
             seed_rank(self.tc.seed + self.state.step, rank)
+            # Nor the LM's state: its rows are split differently between ranks,
+            # so it starts afresh from the next batch.
             self.console.print(
                 f"[yellow]{path} comes from a run of world size {len(ranks)}, this "
                 f"one has {world}: it continues, but not bit-for-bit"
             )
-        if "task_state" in ckpt:  # per rank; another world size takes rank 0's
-            states = ckpt.get("task_state_ranks", [ckpt["task_state"]])
-            self.task.load_state_dict(states[rank if len(states) == world else 0])
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
             f"batch {self.state.batch})"
@@ -238,7 +240,8 @@ class Trainer:
             g["lr"] = self.schedule.lr(st.step)
         loss_sum, counts, oom = 0.0, {}, False
         try:
-            for ids in shard(group, dist.rank, dist.world):
+            split = getattr(self.task, "shard_batch", None)  # the LM: its rows
+            for ids in shard(group, dist.rank, dist.world, split):
                 batch = self.task.collate("train", ids).to(self.device)
                 loss, batch_counts = self.task.forward_backward(
                     self.model,
@@ -377,8 +380,11 @@ class Trainer:
         self.last_valid = self.last_save = st.step
         stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
         report.bar.update(report.task, completed=st.step)
-        # One step: the next accum_steps batches of every rank.
-        per_step = tc.accum_steps * self.dist.world
+        # One step: the next accum_steps batches of every rank, or of all ranks
+        # together when the task splits each batch between them (the LM's rows).
+        per_step = tc.accum_steps
+        if not hasattr(self.task, "shard_batch"):
+            per_step *= self.dist.world
         while not stop:
             batches = self.task.batches("train", tc.seed, st.epoch)
             while st.batch < len(batches) and not stop:
