@@ -108,3 +108,14 @@ def test_sigterm_saves_and_resume_continues(toy_bin, tmp_path):
     assert step >= 4
     resumed = _train(toy_bin, out, step + 2, resume=True)
     assert resumed["state"]["step"] == step + 2
+
+
+def test_checkpoints_carry_training_time_for_max_minutes(toy_bin, tmp_path):
+    first = _train(toy_bin, tmp_path / "r", 3)
+    seconds = first["state"]["seconds"]
+    assert seconds > 0  # this run's time is in last.pt, not only in memory
+    # A budget the earlier run already used up: the resumed run stops at once.
+    budget = [f"train.max_minutes={seconds / 60 / 2}", "train.max_steps=0"]
+    again = _train(toy_bin, tmp_path / "r", 0, resume=True, extra=budget)
+    assert again["state"]["step"] == 3
+    assert again["state"]["seconds"] >= seconds

@@ -109,6 +109,8 @@ class Trainer:
         self.state = RunState()
         self.stop_rules = StopRules(self.tc, self.dist, self.device, self.console)
         self._saved = "no checkpoint written yet"
+        self._started: float | None = None  # time.time() when run() began
+        self._seconds_before = 0.0  # training time of earlier runs, at run()
         last = self.out / "last.pt"
         exists = self.dist.main_only(self._prepare_out_dir)
         if resume and exists:
@@ -171,6 +173,8 @@ class Trainer:
         """last.pt with everything needed to resume; step-N.pt with the weights
         only (for `s2s average`), a third of the size."""
         st = self.state
+        if self._started is not None:  # this run's time so far, for max_minutes
+            st.seconds = self._seconds_before + time.time() - self._started
         rng = self.dist.gather(rng_state(self.device))  # every rank's, for resuming
         task_states = None
         if hasattr(self.task, "state_dict"):  # per rank, like the RNG states
@@ -356,7 +360,8 @@ class Trainer:
             f"training {n_params / 1e6:.2f}M parameters on {self.device}{ranks} "
             f"({tc.precision}); {self.task.describe()}; writing {self.out}"
         )
-        t0 = time.time()
+        t0 = self._started = time.time()
+        self._seconds_before = st.seconds  # earlier runs of this job
         self.report = report = Report(
             self.out, self.dist, self.console, tc.max_steps or None
         )
@@ -370,7 +375,8 @@ class Trainer:
                 self.save()
         finally:
             report.close()
-        st.seconds += time.time() - t0
+        st.seconds = self._seconds_before + time.time() - t0
+        self._started = None
         self.console.print(f"stopped at step {st.step}: {stop}")
         return st
 
@@ -417,7 +423,8 @@ class Trainer:
 
     def _stop_reason(self, t0: float) -> str:
         st = self.state
-        return self.stop_rules.reason(st.step, st.epoch, minutes_since(t0, st.seconds))
+        minutes = minutes_since(t0, self._seconds_before)
+        return self.stop_rules.reason(st.step, st.epoch, minutes)
 
     def _counters(self) -> dict[str, Any]:
         """Run-wide counts for every metrics record."""
