@@ -13,6 +13,13 @@ import typer
 
 __all__ = ["translate", "transcribe", "score_bleu", "score_wer", "score_ppl"]
 
+# Options shared by translate and transcribe.
+OutputOption = Annotated[str, typer.Option(help="Output file, - for stdout")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda")]
+PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 or fp16")]
+ThreadsOption = Annotated[
+    int, typer.Option(help="CPU threads for torch (0: torch's default)")
+]
 LMOption = Annotated[
     Path | None,
     typer.Option(help="Language model checkpoint for shallow fusion (beam search)"),
@@ -29,18 +36,16 @@ LMWeightOption = Annotated[
 def translate(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint (.pt)")],
     input: Annotated[str, typer.Option(help="Input file, - for stdin")] = "-",
-    output: Annotated[str, typer.Option(help="Output file, - for stdout")] = "-",
+    output: OutputOption = "-",
     beam: Annotated[int | None, typer.Option(help="Beam size (1: greedy)")] = None,
     nbest: Annotated[
         int | None, typer.Option(help="Hypotheses per input (id, score, text)")
     ] = None,
     lenpen: Annotated[float | None, typer.Option(help="GNMT length penalty")] = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Tokens per batch")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
-    threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: torch's default)")
-    ] = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    threads: ThreadsOption = 0,
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
 ) -> None:
@@ -80,7 +85,7 @@ def transcribe(
     manifest: Annotated[
         Path | None, typer.Option(help="TSV manifest: id, path, duration (text unused)")
     ] = None,
-    output: Annotated[str, typer.Option(help="Output file, - for stdout")] = "-",
+    output: OutputOption = "-",
     beam: Annotated[
         int | None, typer.Option(help="Beam size of the search (ctc, 1: greedy)")
     ] = None,
@@ -108,11 +113,9 @@ def transcribe(
     batch_tokens: Annotated[
         int | None, typer.Option(help="Feature frames per batch (100 a second)")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16")] = "fp32",
-    threads: Annotated[
-        int, typer.Option(help="CPU threads for torch (0: torch's default)")
-    ] = 0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "fp32",
+    threads: ThreadsOption = 0,
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
 ) -> None:
