@@ -43,10 +43,18 @@ def test_encoder_is_padding_invariant():
 
 
 @pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
-@pytest.mark.parametrize("input_feed", [False, True])
-def test_teacher_forcing_equals_stepping(attention, input_feed):
-    """The fast whole-sequence path and the one-step path compute the same thing."""
-    model = _model(attention=attention, input_feed=input_feed, tie_embeddings=False)
+@pytest.mark.parametrize(
+    ("input_feed", "dec_layers"), [(False, 1), (True, 1), (True, 2)]
+)
+def test_teacher_forcing_equals_stepping(attention, input_feed, dec_layers):
+    """Teacher forcing (one LSTM call, or with input feeding the LSTM's weights as
+    cells) and the one-step path of search compute the same thing."""
+    model = _model(
+        attention=attention,
+        input_feed=input_feed,
+        dec_layers=dec_layers,
+        tie_embeddings=False,
+    )
     src, lens, tgt_in, _ = _batch()
     with torch.no_grad():
         logits = model(src, lens, tgt_in).log_softmax(-1)  # (B, T, V)

@@ -11,7 +11,8 @@ V vocabulary. Per step (Luong et al., 2015):
 
 Without input feeding x_t does not depend on a_{t-1}, so `forward` runs the whole
 target through one (cuDNN) LSTM call and attends for all steps in one batched
-product: the fast training path. With input feeding it loops over `step`'s parts.
+product: the fast training path. With input feeding it loops over the steps,
+running the LSTM weights as cells (`_forward_fed`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,15 @@ def output_loss(
     keep = tgt_out != PAD  # (B, T)
     logits = decoder.logits(a[keep])  # (N, V)
     return token_loss(logits, tgt_out[keep], label_smoothing)
+
+
+def _lstm_cell(
+    gates: torch.Tensor, c: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM update from summed gate inputs (B, 4H) in nn.LSTM's order i, f, g, o."""
+    i, f, g, o = gates.chunk(4, dim=-1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 @dataclass
@@ -175,16 +185,51 @@ class AttentionDecoder(nn.Module):
             s, (h, c) = self.lstm(x, (h0, c0))  # s: (B, T, H)
             a, _ = self._attend(s, mem)
             return a, DecoderState(h, c, a[:, -1])
+        return self._forward_fed(x, state, mem)
+
+    def _forward_fed(
+        self, x: torch.Tensor, state: DecoderState, mem: Memory
+    ) -> tuple[torch.Tensor, DecoderState]:
+        """Teacher forcing with input feeding: x (B, T, emb) -> a (B, T, H), state.
+
+        x_t holds a_{t-1}, so this loops over t. It runs the LSTM's own weights
+        (the parameters `step` runs through nn.LSTM) as cells: the first layer's
+        product with the embeddings does not depend on a_{t-1}, so it is one
+        matrix product for all T steps before the loop, and a step multiplies
+        only [a_{t-1}; h] by one stacked matrix per layer.
+        """
+        lstm, emb = self.lstm, x.size(-1)
+        weights = []  # per layer: ([input; hidden] -> gates) matrix (4H, in + H), bias
+        for k in range(self.num_layers):
+            w_ih, w_hh = (
+                getattr(lstm, f"weight_ih_l{k}"),
+                getattr(lstm, f"weight_hh_l{k}"),
+            )
+            bias = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
+            if k == 0:
+                x_gates = F.linear(x, w_ih[:, :emb], bias)  # (B, T, 4H)
+                w_ih = w_ih[:, emb:]  # the a_{t-1} columns
+            weights.append((torch.cat([w_ih, w_hh], dim=1), bias))
+        h, c, feed = list(state.h.unbind(0)), list(state.c.unbind(0)), state.feed
         outs = []
-        h, c, feed = state.h, state.c, state.feed
-        for t in range(tokens.size(1)):
-            inp = torch.cat([x[:, t], feed], dim=-1).unsqueeze(1)  # (B, 1, emb + H)
-            inp, h, c = cpu_autocast_cast(inp, h, c)
-            s, (h, c) = self.lstm(inp, (h, c))  # (B, 1, H)
-            a, _ = self._attend(s, mem)
+        for t in range(x.size(1)):
+            inp = feed
+            for k, (w, bias) in enumerate(weights):
+                if k > 0:  # nn.LSTM's dropout between layers
+                    inp = F.dropout(inp, lstm.dropout, self.training)
+                hidden = torch.cat([inp, h[k]], dim=-1)  # (B, in + H)
+                if k == 0:
+                    gates = torch.addmm(x_gates[:, t], hidden, w.t())  # (B, 4H)
+                else:
+                    gates = F.linear(hidden, w, bias)
+                h[k], c[k] = _lstm_cell(gates, c[k])
+                inp = h[k]
+            a, _ = self._attend(inp.unsqueeze(1), mem)  # (B, 1, H)
             feed = a[:, 0]
             outs.append(a)
-        return torch.cat(outs, dim=1), DecoderState(h, c, feed)
+        return torch.cat(outs, dim=1), DecoderState(
+            torch.stack(h), torch.stack(c), feed
+        )
 
     def logits(self, a: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., H) -> unnormalised scores (..., V)."""
