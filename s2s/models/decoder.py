@@ -201,10 +201,8 @@ class AttentionDecoder(nn.Module):
         lstm, emb = self.lstm, x.size(-1)
         weights = []  # per layer: ([input; hidden] -> gates) matrix (4H, in + H), bias
         for k in range(self.num_layers):
-            w_ih, w_hh = (
-                getattr(lstm, f"weight_ih_l{k}"),
-                getattr(lstm, f"weight_hh_l{k}"),
-            )
+            w_ih = getattr(lstm, f"weight_ih_l{k}")
+            w_hh = getattr(lstm, f"weight_hh_l{k}")
             bias = getattr(lstm, f"bias_ih_l{k}") + getattr(lstm, f"bias_hh_l{k}")
             if k == 0:
                 x_gates = F.linear(x, w_ih[:, :emb], bias)  # (B, T, 4H)
