@@ -205,6 +205,8 @@ def validate(cfg: Config) -> None:
         )
     if not 0.0 <= m.dropout < 1.0:
         raise S2SError(f"model.dropout must be in [0, 1), got {m.dropout}")
+    if m.param_init < 0.0:
+        raise S2SError(f"model.param_init must be >= 0, got {m.param_init}")
     if not 0.0 <= m.label_smoothing < 1.0:
         raise S2SError(
             f"model.label_smoothing must be in [0, 1), got {m.label_smoothing}"

@@ -60,6 +60,14 @@ class ModelConfig:
         "projection to emb_dim is added when emb_dim != hidden_size)",
     )
     label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy loss")
+    param_init: float = _f(
+        0.1,
+        "initialise every parameter uniformly in [-param_init, param_init], as "
+        "OpenNMT-py does: at 256-512 units it learns far faster early on than "
+        "the per-layer defaults (benchmarks/peers/README.md). 0: PyTorch's "
+        "per-layer defaults, embeddings N(0, 1/emb_dim) and LSTM forget-gate "
+        "biases summing to 1; better for tiny models (a few dozen units)",
+    )
     ctc_weight: float = _f(
         0.3,
         "joint: training loss = ctc_weight * CTC + (1 - ctc_weight) * attention "

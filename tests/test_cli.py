@@ -118,6 +118,8 @@ def test_end_to_end_subprocess(toy_raw, tmp_path):
         "--set",
         "model.dropout=0.0",
         "--set",
+        "model.param_init=0",
+        "--set",
         "train.max_steps=300",
         "--set",
         "train.batch_tokens=300",

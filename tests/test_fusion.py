@@ -29,6 +29,7 @@ V = 15
 X = 7  # the token a biased LM insists on
 
 TINY_LM = [
+    "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
     "model.task=lm",
     "model.emb_dim=16",
     "model.hidden_size=16",
@@ -56,7 +57,9 @@ def _lm(seed=0, vocab=V, bias_to=None):
 @pytest.fixture(scope="module")
 def mt():
     torch.manual_seed(3)
-    cfg = ModelConfig(emb_dim=8, enc_hidden_size=8, hidden_size=16, dropout=0.0)
+    cfg = ModelConfig(
+        emb_dim=8, enc_hidden_size=8, hidden_size=16, dropout=0.0, param_init=0.0
+    )
     return build_model(cfg, V, V).eval()
 
 

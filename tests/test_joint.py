@@ -41,6 +41,7 @@ def _model(**kw):
     cfg = ModelConfig(
         task="joint",
         num_mels=NUM_MELS,
+        param_init=0.0,
         emb_dim=10,
         enc_hidden_size=7,
         hidden_size=16,

@@ -74,15 +74,21 @@ def test_tied_embeddings_share_the_matrix():
     assert model.decoder.out_proj is not None  # emb 8 != hidden 12
 
 
-def test_overfits_one_batch():
+@pytest.mark.parametrize("param_init", [0.0, 0.1])
+def test_overfits_one_batch(param_init):
     torch.manual_seed(0)
     cfg = ModelConfig(
-        emb_dim=16, enc_hidden_size=16, hidden_size=32, dropout=0.0, label_smoothing=0.0
+        emb_dim=16,
+        enc_hidden_size=16,
+        hidden_size=32,
+        dropout=0.0,
+        label_smoothing=0.0,
+        param_init=param_init,
     )
     model = build_model(cfg, V, V)
     src, lens, tgt_in, tgt_out = _batch(B=6)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(200):
         loss = model.loss(src, lens, tgt_in, tgt_out) / tgt_out.numel()
         opt.zero_grad()
         loss.backward()
@@ -90,3 +96,22 @@ def test_overfits_one_batch():
     assert loss.item() < 0.05
     with torch.no_grad():
         assert torch.equal(model(src, lens, tgt_in).argmax(-1), tgt_out)
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_param_init_uniform_keeps_padding_rows_zero(tie):
+    model = _model(tie_embeddings=tie, param_init=0.05)
+    for name, p in model.named_parameters():
+        assert p.abs().max() <= 0.05, name
+        assert p.abs().max() > 0.04, name  # drawn from the whole range
+    for emb in (model.src_embed, model.decoder.embed):
+        assert torch.all(emb.weight[emb.padding_idx] == 0)
+
+
+def test_param_init_zero_keeps_the_per_layer_defaults():
+    model = _model(param_init=0.0)
+    lstm = model.decoder.lstm
+    n = lstm.hidden_size
+    forget = lstm.bias_ih_l0[n : 2 * n] + lstm.bias_hh_l0[n : 2 * n]
+    torch.testing.assert_close(forget, torch.ones(n))
+    assert model.decoder.embed.weight.std() < 0.5  # N(0, 1/emb_dim)

@@ -18,6 +18,7 @@ def _model(subsample="conv", **kw):
     cfg = ModelConfig(
         task="ctc",
         num_mels=F,
+        param_init=0.0,
         emb_dim=10,
         enc_hidden_size=7,
         enc_layers=2,

@@ -13,7 +13,12 @@ V = 19
 def _setup(input_feed=False):
     torch.manual_seed(0)
     cfg = ModelConfig(
-        emb_dim=8, enc_hidden_size=6, hidden_size=12, dropout=0.0, input_feed=input_feed
+        emb_dim=8,
+        enc_hidden_size=6,
+        hidden_size=12,
+        dropout=0.0,
+        input_feed=input_feed,
+        param_init=0.0,
     )
     model = build_model(cfg, V, V)
     g = torch.Generator().manual_seed(1)

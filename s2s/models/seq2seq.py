@@ -95,7 +95,7 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
             tie=cfg.tie_embeddings,
             padding_idx=PAD,
         )
-        _init(lm)
+        _init(lm, cfg.param_init)
         return lm
     encoder = RNNEncoder(
         input_size=cfg.emb_dim,
@@ -126,7 +126,7 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
             decoder=decoder,
             label_smoothing=cfg.label_smoothing,
         )
-        _init(model)
+        _init(model, cfg.param_init)
         return model
     specaugment = None
     if cfg.specaugment:
@@ -158,23 +158,30 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
             ctc_weight=cfg.ctc_weight,
             label_smoothing=cfg.label_smoothing,
         )
-    _init(model)
+    _init(model, cfg.param_init)
     return model
 
 
-def _init(model: nn.Module) -> None:
-    """PyTorch's defaults (scaled to each layer's size) for LSTMs and linear layers;
-    embeddings N(0, 1/emb_dim) so tied output scores start moderate; forget-gate
-    biases summing to 1 so early gradients flow through time."""
+def _init(model: nn.Module, param_init: float) -> None:
+    """param_init > 0: every parameter uniform in [-param_init, param_init]
+    (OpenNMT-py's `param_init`; the padding embedding row stays zero).
+
+    param_init == 0: PyTorch's defaults (scaled to each layer's size) for LSTMs and
+    linear layers; embeddings N(0, 1/emb_dim) so tied output scores start moderate;
+    forget-gate biases summing to 1 so early gradients flow through time."""
     for m in model.modules():
-        if isinstance(m, nn.Embedding):
+        if param_init > 0:
+            for p in m.parameters(recurse=False):
+                nn.init.uniform_(p, -param_init, param_init)
+        elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, 0.0, m.embedding_dim**-0.5)
-            if m.padding_idx is not None:
-                with torch.no_grad():
-                    m.weight[m.padding_idx].zero_()
         elif isinstance(m, nn.LSTM):
             for name, p in m.named_parameters():
                 if name.startswith("bias"):
                     n = p.size(0) // 4
                     with torch.no_grad():
                         p[n : 2 * n].fill_(0.5)  # bias_ih + bias_hh = 1
+    for m in model.modules():  # after all: a tied output layer shares the rows
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            with torch.no_grad():
+                m.weight[m.padding_idx].zero_()
