@@ -43,6 +43,7 @@ NAMES = {"s2s": "s2s", "onmt": "OpenNMT-py 3.5.1", "joey": "JoeyNMT 2.3.0"}
 # One architecture for all three (README.md, "Matched settings").
 EMB, ENC_HIDDEN, DEC_HIDDEN, ENC_LAYERS, DEC_LAYERS = 256, 256, 512, 2, 1
 DROPOUT, LABEL_SMOOTHING = 0.3, 0.1
+PARAM_INIT = 0.1  # uniform(-0.1, 0.1): OpenNMT-py and s2s defaults (JoeyNMT: its own)
 # Training schedule: the defaults of --batch-tokens, --lr and --warmup, which set these
 # (main). 30 minutes on 2 cores is about 1,200 updates of 2,000 tokens: a schedule
 # that learns in that many (4,096 tokens, lr 1e-3 after 500 warm-up steps gave
@@ -401,6 +402,7 @@ class S2S(Toolkit):
             "model.dropout": DROPOUT,
             "model.tie_embeddings": "false",
             "model.label_smoothing": LABEL_SMOOTHING,
+            "model.param_init": PARAM_INIT,
             "train.max_minutes": a.minutes,
             "train.threads": a.threads,
             "train.device": "cpu",
@@ -531,7 +533,7 @@ class ONMT(Toolkit):
             "valid_batch_size": BATCH_TOKENS,
             "normalization": "tokens",
             "accum_count": [1],
-            "param_init": 0.1,
+            "param_init": PARAM_INIT,
         }
 
     def train_cmd(self) -> list[str]:
