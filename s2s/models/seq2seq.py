@@ -169,18 +169,19 @@ def _init(model: nn.Module, param_init: float) -> None:
     param_init == 0: PyTorch's defaults (scaled to each layer's size) for LSTMs and
     linear layers; embeddings N(0, 1/emb_dim) so tied output scores start moderate;
     forget-gate biases summing to 1 so early gradients flow through time."""
-    for m in model.modules():
-        if param_init > 0:
-            for p in m.parameters(recurse=False):
-                nn.init.uniform_(p, -param_init, param_init)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, 0.0, m.embedding_dim**-0.5)
-        elif isinstance(m, nn.LSTM):
-            for name, p in m.named_parameters():
-                if name.startswith("bias"):
-                    n = p.size(0) // 4
-                    with torch.no_grad():
-                        p[n : 2 * n].fill_(0.5)  # bias_ih + bias_hh = 1
+    if param_init > 0:
+        for p in model.parameters():
+            nn.init.uniform_(p, -param_init, param_init)
+    else:
+        for m in model.modules():
+            if isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, 0.0, m.embedding_dim**-0.5)
+            elif isinstance(m, nn.LSTM):
+                for name, p in m.named_parameters():
+                    if name.startswith("bias"):
+                        n = p.size(0) // 4
+                        with torch.no_grad():
+                            p[n : 2 * n].fill_(0.5)  # bias_ih + bias_hh = 1
     for m in model.modules():  # after all: a tied output layer shares the rows
         if isinstance(m, nn.Embedding) and m.padding_idx is not None:
             with torch.no_grad():
