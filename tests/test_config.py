@@ -35,6 +35,7 @@ def test_yaml_then_overrides(tmp_path):
         ("train.precision=fp8", "must be one of fp32, bf16, fp16"),
         ("decode.nbest=9", "cannot exceed decode.beam"),
         ("model.dropout=1.5", "model.dropout must be in"),
+        ("model.param_init=-0.1", "model.param_init must be >= 0"),
         ("nodot", "section.key=value"),
     ],
 )
