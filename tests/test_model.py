@@ -115,3 +115,20 @@ def test_param_init_zero_keeps_the_per_layer_defaults():
     forget = lstm.bias_ih_l0[n : 2 * n] + lstm.bias_hh_l0[n : 2 * n]
     torch.testing.assert_close(forget, torch.ones(n))
     assert model.decoder.embed.weight.std() < 0.5  # N(0, 1/emb_dim)
+
+
+@pytest.mark.parametrize("input_feed", [False, True])
+def test_loss_under_cpu_bf16_autocast_is_close_to_fp32(input_feed):
+    """The autocast path CUDA takes, on the CPU: the fed loop's matrix products and
+    the fast path's LSTM run in bf16, the loss stays near the fp32 one and
+    gradients reach every parameter."""
+    model = _model(input_feed=input_feed, dec_layers=2).train()
+    src, lens, tgt_in, tgt_out = _batch()
+    ref = model.loss(src, lens, tgt_in, tgt_out)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model.loss(src, lens, tgt_in, tgt_out)
+    loss.backward()
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ref, rtol=0.02, atol=0.0)
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
