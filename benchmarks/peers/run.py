@@ -37,8 +37,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 VENVS = HERE / "venvs"
-TOOLKITS = ("s2s", "onmt", "joey")
-NAMES = {"s2s": "s2s", "onmt": "OpenNMT-py 3.5.1", "joey": "JoeyNMT 2.3.0"}
+TOOLKITS = ("s2s", "s2s-fast", "onmt", "joey")
+NAMES = {
+    "s2s": "s2s",
+    "s2s-fast": "s2s, its defaults (no input feeding, tied)",
+    "onmt": "OpenNMT-py 3.5.1",
+    "joey": "JoeyNMT 2.3.0",
+}
 
 # One architecture for all three (README.md, "Matched settings").
 EMB, ENC_HIDDEN, DEC_HIDDEN, ENC_LAYERS, DEC_LAYERS = 256, 256, 512, 2, 1
@@ -388,6 +393,7 @@ class Toolkit:
 
 class S2S(Toolkit):
     name = "s2s"
+    overrides: dict[str, str] = {}  # on top of the matched settings
 
     def sets(self) -> list[str]:
         a = self.args
@@ -419,7 +425,7 @@ class S2S(Toolkit):
             "decode.beam": BEAM,
             "decode.lenpen": LENPEN,
             "decode.batch_tokens": DECODE_BATCH_TOKENS,
-        }
+        } | self.overrides
         out = [f"{k}={v}" for k, v in s.items()] + list(a.s2s_set)
         return [x for kv in out for x in ("--set", kv)]
 
@@ -466,6 +472,15 @@ class S2S(Toolkit):
 
     def finish_hyp(self, hyp: Path) -> Path:
         return hyp  # s2s writes detokenized text
+
+
+class S2SFast(S2S):
+    """The matched sizes and schedule with s2s's own default architecture: no input
+    feeding (the decoder LSTM runs over the whole target in one call) and the output
+    layer tied to the target embeddings (through a 512 -> 256 projection)."""
+
+    name = "s2s-fast"
+    overrides = {"model.input_feed": "false", "model.tie_embeddings": "true"}
 
 
 class ONMT(Toolkit):
@@ -745,7 +760,7 @@ class Joey(Toolkit):
         return cmd, src_pieces
 
 
-CLASSES = {"s2s": S2S, "onmt": ONMT, "joey": Joey}
+CLASSES = {"s2s": S2S, "s2s-fast": S2SFast, "onmt": ONMT, "joey": Joey}
 
 
 # ------------------------------------------------------------------------- report
@@ -829,7 +844,13 @@ def report(
         f"{info['vocab_size']} pieces",
         f"- model: embeddings {EMB}, BiLSTM encoder {ENC_LAYERS}x{ENC_HIDDEN} per "
         f"direction, LSTM decoder {DEC_LAYERS}x{DEC_HIDDEN}, general (Luong) "
-        f"attention, input feeding, dropout {DROPOUT}, untied embeddings; "
+        f"attention, input feeding, dropout {DROPOUT}, untied embeddings"
+        + (
+            " (s2s-fast: no input feeding, tied)"
+            if any(r.toolkit == "s2s-fast" for r in results)
+            else ""
+        )
+        + "; "
         f"Adam(0.9, {BETA2}), lr {LR} after {WARMUP} warm-up steps then 1/sqrt, "
         f"{BATCH_TOKENS}-token batches, label smoothing {LABEL_SMOOTHING}, clip {CLIP}",
         f"- decoding: beam {BEAM}, GNMT length penalty {LENPEN}; the last checkpoint "
@@ -873,7 +894,7 @@ def run_toolkit(
         tk.train()
     log(f"{t}: trained {tk.res.steps} steps, decoding {n_test} test sentences ...")
     src = test_pieces
-    if t == "s2s":  # raw source text for s2s
+    if isinstance(tk, S2S):  # raw source text for s2s
         src = args.work / f"test.raw.{args.src}"
         raw = (args.data / f"test.{args.src}").read_text(encoding="utf-8")
         src.write_text("".join(raw.splitlines(True)[:n_test]))
@@ -911,7 +932,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--toolkits",
         default="s2s,onmt,joey",
-        help="comma-separated subset of s2s,onmt,joey",
+        help="comma-separated subset of s2s,s2s-fast,onmt,joey (s2s-fast: the "
+        "matched sizes with s2s's default input_feed=false, tie_embeddings=true)",
     )
     ap.add_argument(
         "--threads", type=int, default=2, help="torch/OpenMP threads for every command"
@@ -975,7 +997,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in toolkits:
         if t not in TOOLKITS:
             ap.error(f"unknown toolkit {t!r}; choose from {','.join(TOOLKITS)}")
-        if t != "s2s" and not (VENVS / t / "bin" / "python").exists():
+        if not t.startswith("s2s") and not (VENVS / t / "bin" / "python").exists():
             ap.error(f"{VENVS / t} missing: run benchmarks/peers/setup.sh first")
     args.work.mkdir(parents=True, exist_ok=True)
     # A shell starts background jobs with SIGINT ignored, and children inherit
