@@ -68,6 +68,30 @@ def test_teacher_forcing_equals_stepping(attention, input_feed, dec_layers):
                 assert attn[i, n:].sum() == 0
 
 
+@pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
+@pytest.mark.parametrize("input_feed", [False, True])
+def test_step_with_shared_memory_rows_equals_repeated_memory(attention, input_feed):
+    """Beam search keeps one memory row per sentence: k decoder rows per memory
+    row give what the memory repeated k times gives."""
+    model = _model(attention=attention, input_feed=input_feed)
+    src, lens, tgt_in, _ = _batch()
+    k = 3
+    with torch.no_grad():
+        mem, state = model.encode(src, lens)
+        rows = torch.arange(src.size(0)).repeat_interleave(k)
+        state = state.select(rows)
+        rep_state, rep_mem = state, mem.select(rows)
+        for t in range(tgt_in.size(1)):
+            tok = tgt_in[rows, t]
+            logp, state, attn = model.decoder.step(tok, state, mem)
+            rep_logp, rep_state, rep_attn = model.decoder.step(tok, rep_state, rep_mem)
+            torch.testing.assert_close(logp, rep_logp, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(attn, rep_attn, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(state.feed, rep_state.feed)
+        with pytest.raises(ValueError, match="decoder rows"):
+            model.decoder.step(tok[:-1], state.select(rows[:-1]), mem)
+
+
 def test_tied_embeddings_share_the_matrix():
     model = _model(tie_embeddings=True)
     assert model.decoder.output.weight is model.decoder.embed.weight

@@ -197,7 +197,7 @@ def joint_beam_search(
     all_tokens = not use_ctc or lam == 1 or C >= V - 1
 
     rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
-    mem, state = mem.select(rows), state.select(rows)
+    state = state.select(rows)  # the memory keeps one row per utterance (`step`)
     lengths = lengths.to(device)
     max_len = lengths.clamp_min(1)  # (B,)
     x = ctc_frames(log_probs, lengths, blank) if use_ctc else None  # (T, B, V)
@@ -285,7 +285,7 @@ def joint_beam_search(
             alive, scores = alive[keep], scores[keep]
             n_done, best_done = n_done[keep], best_done[keep]
             seqs, tokens = seqs[keep_rows], tokens[keep_rows]
-            mem, state = mem.select(keep_rows), state.select(keep_rows)
+            mem, state = mem.select(keep), state.select(keep_rows)
             if use_lm:
                 lm_state = _select_lm(lm_state, keep_rows)
             if use_ctc:

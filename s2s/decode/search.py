@@ -108,7 +108,7 @@ def beam_search(
     mem, state = model.encode(src, src_lens)
     B, device = src.size(0), src.device
     rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,)
-    mem, state = mem.select(rows), state.select(rows)
+    state = state.select(rows)  # the memory keeps one row per sentence (`step`)
     alive = torch.arange(B, device=device)  # original sentence of each row group
     max_len = max_len.to(device)
     scores = torch.full((B, K), float("-inf"), device=device)
@@ -166,7 +166,7 @@ def beam_search(
             keep_rows = (keep[:, None] * K + torch.arange(K, device=device)).view(-1)
             alive, scores, n_done = alive[keep], scores[keep], n_done[keep]
             seqs, tokens = seqs[keep_rows], tokens[keep_rows]
-            mem, state = mem.select(keep_rows), state.select(keep_rows)
+            mem, state = mem.select(keep), state.select(keep_rows)
             if lm is not None:
                 lm_state = tuple(s.index_select(0, keep_rows) for s in lm_state)
     return [sorted(h, key=lambda x: -x[1])[:nbest] for h in finished]

@@ -239,12 +239,22 @@ class AttentionDecoder(nn.Module):
     def step(
         self, tokens: torch.Tensor, state: DecoderState, mem: Memory
     ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        """One step for search: tokens (B,) -> log-probs (B, V), state, attn (B, S)."""
-        x = self.embed(tokens).unsqueeze(1)  # (B, 1, emb)
+        """One step for search: tokens (N,) -> log-probs (N, V), state, attn (N, S).
+
+        N is the memory's B rows or a multiple k of them: beam search keeps one
+        memory row per sentence, and rows n*k ... n*k + k - 1 (its k beams) attend
+        over memory row n as k query steps of one product, so the memory is
+        neither copied nor read once per beam.
+        """
+        x = self.embed(tokens).unsqueeze(1)  # (N, 1, emb)
         if self.input_feed:
             x = torch.cat([x, state.feed.unsqueeze(1)], dim=-1)
         x, h0, c0 = cpu_autocast_cast(x, state.h, state.c)
-        s, (h, c) = self.lstm(x, (h0, c0))  # (B, 1, H)
-        a, weights = self._attend(s, mem)
-        logp = torch.log_softmax(self.logits(a[:, 0]).float(), dim=-1)  # (B, V)
-        return logp, DecoderState(h, c, a[:, 0]), weights[:, 0]
+        s, (h, c) = self.lstm(x, (h0, c0))  # (N, 1, H)
+        N, B = s.size(0), mem.values.size(0)
+        if N % B:
+            raise ValueError(f"{N} decoder rows for {B} memory rows")
+        a, weights = self._attend(s.view(B, N // B, -1), mem)  # (B, k, H), (B, k, S)
+        a, weights = a.reshape(N, -1), weights.reshape(N, -1)
+        logp = torch.log_softmax(self.logits(a).float(), dim=-1)  # (N, V)
+        return logp, DecoderState(h, c, a), weights
