@@ -15,7 +15,10 @@ from toy import write_tone_corpus, write_toy_corpus  # noqa: E402
 # One thread: tests are tiny, and spare threads only contend on a 2-core machine.
 torch.set_num_threads(1)
 
+# train.device=cpu: the suite tests the same thing on any machine (tests/test_cuda.py
+# takes the GPU where there is one).
 TINY = [
+    "train.device=cpu",
     "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
     "model.emb_dim=16",
     "model.enc_hidden_size=16",
@@ -73,6 +76,7 @@ def lm_bin(toy_raw, tmp_path_factory) -> Path:
 
 
 TINY_CTC = [
+    "train.device=cpu",
     "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
     "model.task=ctc",
     "model.num_mels=20",

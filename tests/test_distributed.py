@@ -138,7 +138,10 @@ def test_two_lm_processes_run_the_stream_of_one(ddp_runs, lm_bin, tmp_path):
 
     ddp = load_checkpoint(ddp_runs / "lm-exact" / "last.pt")
     one = load_checkpoint(tmp_path / "one" / "last.pt")
-    assert ddp["state"] == {**one["state"], "seconds": ddp["state"]["seconds"]}
+    # Sums split between ranks round differently: floats agree to tolerance only.
+    floats = {"seconds": ddp["state"]["seconds"], "best": ddp["state"]["best"]}
+    assert ddp["state"] == {**one["state"], **floats}
+    assert ddp["state"]["best"] == pytest.approx(one["state"]["best"], rel=1e-5)
     assert ddp["state"]["epoch"] == 1  # 8 segments an epoch: one reset on the way
     for k, v in one["model"].items():
         torch.testing.assert_close(ddp["model"][k], v, rtol=1e-5, atol=1e-6)

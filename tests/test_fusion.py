@@ -332,7 +332,7 @@ def test_transcribe_joint_and_attention_with_lm(joint_run, tone_raw, lm_bin, tmp
     )
 
     wavs = [str(tone_raw / "wav" / f"train00{k}.wav") for k in range(4)]
-    base = ["transcribe", "--checkpoint", ckpt, *wavs, "--beam", "3"]
+    base = ["transcribe", "--checkpoint", ckpt, *wavs, "--beam", "3", "--device", "cpu"]
     for mode in ("joint", "attention"):
         outs = {}
         for name, extra in {

@@ -24,6 +24,7 @@ from s2s.train.trainer import Trainer
 runner = CliRunner()
 
 TINY_LM = [
+    "train.device=cpu",
     "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
     "model.task=lm",
     "model.emb_dim=16",
@@ -140,7 +141,9 @@ def test_carried_state_beats_reset_state(cycle_bin, tmp_path):
             model, rows, 4, torch.device("cpu"), contextlib.nullcontext(), carry
         )
         ppl[carry] = math.exp(nll / n)
-    assert ppl[True] < 2.0 < 4.0 < ppl[False], ppl
+    # Reset, a line's first word is a guess among the 4 lines' (5.2 here, 3.98 on
+    # another machine); carried, the line before tells it.
+    assert ppl[True] < 2.0 < 3.0 < ppl[False], ppl
 
 
 def test_gradient_stops_at_segment_borders(lm_bin):

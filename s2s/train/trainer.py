@@ -64,6 +64,17 @@ def use_deterministic_algorithms() -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def reseed_cuda(seed: int, rank: int, step: int) -> None:
+    """Seed the CUDA generator from (seed, rank, step) before each step.
+
+    cuDNN keeps the dropout state of a multi-layer nn.LSTM (between its layers) to
+    itself: no checkpoint can save it, and torch re-draws it from the CUDA generator
+    only when that generator is seeded. Seeding every step makes all dropout masks
+    on the GPU a function of the step, so a resumed run draws the masks an
+    uninterrupted one draws."""
+    torch.cuda.manual_seed((seed * 1_000_003 + rank) * 1_000_003 + step)
+
+
 class Trainer:
     """Trains a model from a `s2s prep` directory into a run directory."""
 
@@ -240,6 +251,8 @@ class Trainer:
         # The whole group's tokens: every rank knows them from the batch list.
         ntok = sum(self.task.units("train", ids) for ids in group)
         st.step += 1
+        if self.device.type == "cuda":
+            reseed_cuda(self.tc.seed, dist.rank, st.step)
         for g in self.optimizer.param_groups:
             g["lr"] = self.schedule.lr(st.step)
         loss_sum, counts, oom = 0.0, {}, False
