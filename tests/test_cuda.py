@@ -16,7 +16,7 @@ from conftest import TINY, TINY_CTC
 from s2s.config import load_config
 from s2s.decode.search import beam_search, greedy_search
 from s2s.train.checkpoint import load_checkpoint, load_model
-from s2s.train.trainer import Trainer
+from s2s.train.trainer import Trainer, reseed_cuda
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"
@@ -44,6 +44,15 @@ def _train(data, out, steps, extra=(), resume=False, tiny=TINY):
 def _losses(run: Path) -> list[float]:
     lines = (run / "metrics.jsonl").read_text().splitlines()
     return [r["loss"] for r in map(json.loads, lines) if "tok_per_s" in r]
+
+
+def test_reseeding_takes_any_seed():
+    reseed_cuda(10**12, 7, 10**9)  # beyond 64 bits before the modulo
+    assert 0 <= torch.cuda.initial_seed() < 2**63
+    reseed_cuda(1, 0, 5)
+    a = torch.rand(4, device="cuda")
+    reseed_cuda(1, 0, 5)
+    assert torch.equal(a, torch.rand(4, device="cuda"))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])

@@ -72,7 +72,7 @@ def reseed_cuda(seed: int, rank: int, step: int) -> None:
     only when that generator is seeded. Seeding every step makes all dropout masks
     on the GPU a function of the step, so a resumed run draws the masks an
     uninterrupted one draws."""
-    torch.cuda.manual_seed((seed * 1_000_003 + rank) * 1_000_003 + step)
+    torch.cuda.manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63)
 
 
 class Trainer:
