@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--batch-tokens", type=int, default=6000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--precision", default="fp32", help="fp32, bf16 or int8")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -39,7 +40,8 @@ def main() -> None:
     dcfg = dataclasses.replace(
         cfg.decode, beam=args.beam, lenpen=args.lenpen, batch_tokens=args.batch_tokens
     )
-    tr = Translator(model, src_vocab, tgt_vocab, dcfg, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    tr = Translator(model, src_vocab, tgt_vocab, dcfg, cpu, args.precision)
     with open(args.src, encoding="utf-8") as f:
         lines = f.read().splitlines()
     lines = lines[: args.sents or None]
@@ -58,7 +60,8 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
     print(
-        f"{len(lines)} sentences, beam {args.beam}, {args.threads} threads: "
+        f"{len(lines)} sentences, beam {args.beam}, {args.threads} threads, "
+        f"{args.precision}: "
         f"median {t:.2f} s of {args.repeats}, {len(lines) / t:.1f} sentences/s"
     )
 

@@ -16,7 +16,13 @@ __all__ = ["translate", "transcribe", "score_bleu", "score_wer", "score_ppl"]
 # Options shared by translate and transcribe.
 OutputOption = Annotated[str, typer.Option(help="Output file, - for stdout")]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu or cuda")]
-PrecisionOption = Annotated[str, typer.Option(help="fp32, bf16 or fp16")]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="fp32; bf16 or fp16 (autocast; fp16 on GPUs); int8 (CPU: dynamically "
+        "quantized linear and LSTM layers)"
+    ),
+]
 ThreadsOption = Annotated[
     int, typer.Option(help="CPU threads for torch (0: torch's default)")
 ]

@@ -9,12 +9,32 @@ import torch
 
 from s2s.errors import S2SError
 
-__all__ = ["autocast_for"]
+__all__ = ["autocast_for", "for_decoding"]
+
+
+def for_decoding(model: torch.nn.Module, device: torch.device, precision: str):
+    """The model as decoding runs it: int8 swaps its nn.Linear and nn.LSTM layers for
+    dynamically quantized ones (int8 weights, activations quantized per batch; CPU
+    only); other precisions keep the model and run it under `autocast_for`."""
+    autocast_for(device, precision)  # an unknown name is an error here too
+    if precision != "int8":
+        return model
+    if device.type != "cpu":
+        raise S2SError("precision int8 decodes on the CPU only; use bf16 on a GPU")
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(
+            model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8
+        )
 
 
 def autocast_for(device: torch.device, precision: str):
-    """The autocast context for a precision name on a device (fp32: none)."""
-    if precision == "fp32":
+    """The autocast context for a precision name on a device (fp32, int8: none)."""
+    if precision not in ("fp32", "bf16", "fp16", "int8"):
+        raise S2SError(f"unknown precision {precision!r}: fp32, bf16, fp16 or int8")
+    if precision in ("fp32", "int8"):
         return nullcontext()
     if precision == "fp16" and device.type != "cuda":
         raise S2SError("precision fp16 needs a CUDA device; use bf16 on the CPU")

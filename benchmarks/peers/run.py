@@ -466,7 +466,7 @@ class S2S(Toolkit):
             "translate", "--checkpoint", str(self.dir / "run" / "last.pt"),
             "--input", str(src), "--output", str(hyp), "--beam", str(BEAM),
             "--lenpen", str(LENPEN), "--batch-tokens", str(DECODE_BATCH_TOKENS),
-            "--device", "cpu",
+            "--device", "cpu", "--precision", self.args.s2s_precision,
         ]  # fmt: skip
         return cmd, None
 
@@ -856,7 +856,12 @@ def report(
         f"- decoding: beam {BEAM}, GNMT length penalty {LENPEN}; the last checkpoint "
         f"of each run; BLEU/chrF: sacrebleu via `s2s score bleu`, detokenized output "
         f"vs raw references"
-        + (f"; s2s extra: {' '.join(args.s2s_set)}" if args.s2s_set else ""),
+        + (f"; s2s extra: {' '.join(args.s2s_set)}" if args.s2s_set else "")
+        + (
+            f"; s2s decodes in {args.s2s_precision}"
+            if args.s2s_precision != "fp32"
+            else ""
+        ),
         "",
         *rows,
         "",
@@ -984,6 +989,12 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="KEY=VALUE",
         help="extra `s2s train --set` overrides (repeatable)",
+    )
+    ap.add_argument(
+        "--s2s-precision",
+        default="fp32",
+        choices=["fp32", "int8"],
+        help="s2s's decoding precision (`s2s translate --precision`; the peers: fp32)",
     )
     ap.add_argument(
         "--skip-train",

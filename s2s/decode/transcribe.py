@@ -42,7 +42,7 @@ from s2s.errors import S2SError
 from s2s.memory import split_on_oom
 from s2s.models.lm import LSTMLM
 from s2s.models.speech import SpeechCTC, SpeechJoint
-from s2s.precision import autocast_for
+from s2s.precision import autocast_for, for_decoding
 
 __all__ = ["Transcriber", "chunk_spans", "segment_spans", "speech_mode"]
 
@@ -127,7 +127,7 @@ class Transcriber:
         lm_weight: float = 0.0,
     ):
         self.mode = speech_mode(model, cfg.mode)
-        self.model = model.to(device).eval()
+        self.model = for_decoding(model.to(device).eval(), device, precision)
         # Shallow fusion, also at beam 1: the joint and attention searches step the
         # LM themselves; CTC prefix beam search gets it as a PrefixScorer.
         self.lm = lm.to(device).eval() if lm is not None else None

@@ -18,7 +18,7 @@ from s2s.errors import S2SError
 from s2s.memory import split_on_oom
 from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import Seq2Seq
-from s2s.precision import autocast_for
+from s2s.precision import autocast_for, for_decoding
 
 __all__ = ["Translator"]
 
@@ -35,7 +35,7 @@ class Translator:
         lm: LSTMLM | None = None,
         lm_weight: float = 0.0,
     ):
-        self.model = model.to(device).eval()
+        self.model = for_decoding(model.to(device).eval(), device, precision)
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.cfg, self.device, self.precision = cfg, device, precision
         # Shallow fusion runs in beam search, also at beam 1 (greedy has no LM).

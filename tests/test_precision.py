@@ -1,0 +1,85 @@
+"""Decoding precisions: int8 (dynamically quantized layers) agrees with fp32, and a
+bad precision is a clear error."""
+
+import pytest
+import sacrebleu
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY
+from s2s.cli import app
+from s2s.config import load_config
+from s2s.data.audio import load_audio
+from s2s.decode.transcribe import Transcriber
+from s2s.decode.translate import Translator
+from s2s.errors import S2SError
+from s2s.precision import autocast_for, for_decoding
+from s2s.train.checkpoint import load_model, load_speech_model
+from s2s.train.trainer import Trainer
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def mt_ckpt(toy_bin, tmp_path_factory):
+    """A toy model trained until it translates the toy task (BLEU > 50)."""
+    out = tmp_path_factory.mktemp("mt")
+    sets = [
+        *TINY,
+        "model.emb_dim=32",
+        "model.enc_hidden_size=32",
+        "model.hidden_size=64",
+        "model.dropout=0.0",
+        "train.max_steps=300",
+        "train.batch_tokens=300",
+        "train.lr=0.005",
+        "train.warmup_steps=30",
+        "train.valid_bleu=false",
+    ]
+    Trainer(load_config(None, sets), toy_bin, out).run()
+    return out / "last.pt"
+
+
+def test_int8_quantizes_a_copy_and_translates_like_fp32(mt_ckpt, toy_raw):
+    model, cfg, src_vocab, tgt_vocab = load_model(mt_ckpt)
+    lines = (toy_raw / "test.de").read_text().splitlines()
+    refs = (toy_raw / "test.en").read_text().splitlines()
+    fp32 = Translator(model, src_vocab, tgt_vocab, cfg.decode, CPU, "fp32")
+    int8 = Translator(model, src_vocab, tgt_vocab, cfg.decode, CPU, "int8")
+    kinds = {type(m).__module__ for m in int8.model.modules()}
+    assert "torch.ao.nn.quantized.dynamic.modules.linear" in kinds
+    assert "torch.ao.nn.quantized.dynamic.modules.rnn" in kinds
+    assert isinstance(model.decoder.output, torch.nn.Linear)  # the original stays
+    bleu = {}
+    for name, tr in (("fp32", fp32), ("int8", int8)):
+        hyps = [h[0][0] for h in tr.translate(lines)]
+        bleu[name] = sacrebleu.corpus_bleu(hyps, [refs]).score
+    assert bleu["fp32"] > 50 and bleu["int8"] > bleu["fp32"] - 5, bleu
+
+
+def test_int8_transcribes_like_fp32(tone_run, tone_raw):
+    model, cfg, vocab, features, cmvn = load_speech_model(tone_run / "best.pt")
+    out = {}
+    for precision in ("fp32", "int8"):
+        tr = Transcriber(model, vocab, features, cmvn, cfg.decode, CPU, precision)
+        files = sorted((tone_raw / "wav").glob("valid*.wav"))[:4]
+        out[precision] = tr.transcribe(
+            [load_audio(f, features.sample_rate) for f in files]
+        )
+    assert all(out["fp32"])
+    assert out["int8"] == out["fp32"]
+
+
+def test_int8_on_a_gpu_and_unknown_precisions_are_clear_errors(mt_ckpt):
+    model, *_ = load_model(mt_ckpt)
+    with pytest.raises(S2SError, match="int8 decodes on the CPU only"):
+        for_decoding(model, torch.device("cuda"), "int8")
+    with pytest.raises(S2SError, match="unknown precision 'int4'"):
+        autocast_for(CPU, "int4")
+    r = CliRunner().invoke(
+        app,
+        ["translate", "--checkpoint", str(mt_ckpt), "--precision", "int4"],
+        input="eins\n",
+    )
+    assert r.exit_code == 1
+    assert "unknown precision 'int4'" in r.output and "Traceback" not in r.output
