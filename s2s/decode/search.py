@@ -126,10 +126,15 @@ def beam_search(
         if lm is not None:
             lm_logp, lm_state = lm.step(tokens, lm_state)  # (n*K, V)
             logp = logp + lm_weight * lm_logp
-        V = logp.size(-1)
-        cand = (scores.view(-1, 1) + logp).view(n, K * V)
-        top_s, top_i = cand.topk(min(2 * K, K * V), dim=-1)  # (n, 2K)
-        top_beam, top_tok = top_i // V, top_i % V
+        # A sentence's best 2K candidates are among each beam's best 2K tokens (a
+        # beam adds one score to all its tokens): top-k per row first, then over
+        # the K x 2K survivors, instead of adding scores to all n*K x V.
+        R = min(2 * K, logp.size(-1))
+        row_s, row_tok = logp.topk(R, dim=-1)  # (n*K, R)
+        cand = (scores.view(-1, 1) + row_s).view(n, K * R)
+        top_s, top_i = cand.topk(min(2 * K, K * R), dim=-1)  # (n, 2K)
+        top_beam = top_i // R
+        top_tok = row_tok.view(n, K * R).gather(1, top_i)
         is_eos = top_tok == EOS
         lp = length_penalty(t + 1, lenpen)
 
