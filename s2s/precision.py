@@ -16,7 +16,7 @@ def for_decoding(model: torch.nn.Module, device: torch.device, precision: str):
     """The model as decoding runs it: int8 swaps its nn.Linear and nn.LSTM layers for
     dynamically quantized ones (int8 weights, activations quantized per batch; CPU
     only); other precisions keep the model and run it under `autocast_for`."""
-    autocast_for(device, precision)  # an unknown name is an error here too
+    _check_name(precision)
     if precision != "int8":
         return model
     if device.type != "cpu":
@@ -32,8 +32,7 @@ def for_decoding(model: torch.nn.Module, device: torch.device, precision: str):
 
 def autocast_for(device: torch.device, precision: str):
     """The autocast context for a precision name on a device (fp32, int8: none)."""
-    if precision not in ("fp32", "bf16", "fp16", "int8"):
-        raise S2SError(f"unknown precision {precision!r}: fp32, bf16, fp16 or int8")
+    _check_name(precision)
     if precision in ("fp32", "int8"):
         return nullcontext()
     if precision == "fp16" and device.type != "cuda":
@@ -46,6 +45,11 @@ def autocast_for(device: torch.device, precision: str):
         )
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def _check_name(precision: str) -> None:
+    if precision not in ("fp32", "bf16", "fp16", "int8"):
+        raise S2SError(f"unknown precision {precision!r}: fp32, bf16, fp16 or int8")
 
 
 def _cpu_has_bf16() -> bool:
