@@ -24,8 +24,8 @@ import throughput as tp  # noqa: E402
 
 from s2s.config import ModelConfig  # noqa: E402
 from s2s.models.seq2seq import build_model  # noqa: E402
+from s2s.train.distributed import reseed_cuda  # noqa: E402
 from s2s.train.tbptt import forward_backward  # noqa: E402
-from s2s.train.trainer import reseed_cuda  # noqa: E402
 
 SIZES = {  # throughput.py's flags
     "config.gpu.yaml, 41.27M": "--emb 512 --enc-hidden 512 --hidden 1024 "

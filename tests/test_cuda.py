@@ -16,7 +16,8 @@ from conftest import TINY, TINY_CTC
 from s2s.config import load_config
 from s2s.decode.search import beam_search, greedy_search
 from s2s.train.checkpoint import load_checkpoint, load_model
-from s2s.train.trainer import Trainer, reseed_cuda
+from s2s.train.distributed import reseed_cuda
+from s2s.train.trainer import Trainer
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device"

@@ -47,7 +47,7 @@ import torch.distributed as dist
 
 from s2s.errors import S2SError
 
-__all__ = ["Distributed", "pick_device", "seed_rank", "shard"]
+__all__ = ["Distributed", "pick_device", "reseed_cuda", "seed_rank", "shard"]
 
 T = TypeVar("T")
 
@@ -199,6 +199,17 @@ def seed_rank(seed: int, rank: int) -> None:
     """Distinct dropout randomness per rank (the weights are broadcast)."""
     torch.manual_seed(seed + 1_000_003 * (rank + 1))
     random.seed(seed + 1_000_003 * (rank + 1))
+
+
+def reseed_cuda(seed: int, rank: int, step: int) -> None:
+    """Seed the CUDA generator from (seed, rank, step) before each step.
+
+    cuDNN keeps the dropout state of a multi-layer nn.LSTM (between its layers) to
+    itself: no checkpoint can save it, and torch re-draws it from the CUDA generator
+    only when that generator is seeded. Seeding every step makes all dropout masks
+    on the GPU a function of the step, so a resumed run draws the masks an
+    uninterrupted one draws."""
+    torch.cuda.manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63)
 
 
 def _all_reduce_flat(grads: list[torch.Tensor]) -> None:

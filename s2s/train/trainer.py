@@ -44,7 +44,13 @@ from s2s.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from s2s.train.distributed import Distributed, pick_device, seed_rank, shard
+from s2s.train.distributed import (
+    Distributed,
+    pick_device,
+    reseed_cuda,
+    seed_rank,
+    shard,
+)
 from s2s.train.progress import Report
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
@@ -62,17 +68,6 @@ def use_deterministic_algorithms() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-
-
-def reseed_cuda(seed: int, rank: int, step: int) -> None:
-    """Seed the CUDA generator from (seed, rank, step) before each step.
-
-    cuDNN keeps the dropout state of a multi-layer nn.LSTM (between its layers) to
-    itself: no checkpoint can save it, and torch re-draws it from the CUDA generator
-    only when that generator is seeded. Seeding every step makes all dropout masks
-    on the GPU a function of the step, so a resumed run draws the masks an
-    uninterrupted one draws."""
-    torch.cuda.manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63)
 
 
 class Trainer:
