@@ -20,7 +20,10 @@ def for_decoding(model: torch.nn.Module, device: torch.device, precision: str):
     if precision != "int8":
         return model
     if device.type != "cpu":
-        raise S2SError("precision int8 decodes on the CPU only; use bf16 on a GPU")
+        raise S2SError(
+            "precision int8 decodes on the CPU only: add --device cpu, or use bf16 "
+            "on a GPU"
+        )
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
