@@ -3,7 +3,8 @@ import torch
 
 from s2s.config import ModelConfig
 from s2s.data.vocab import EOS
-from s2s.decode.search import beam_search, greedy_search
+from s2s.decode import search
+from s2s.decode.search import beam_search, greedy_search, topk_rows
 from s2s.models.seq2seq import build_model
 
 V = 15
@@ -92,3 +93,39 @@ def test_wider_beam_finds_no_worse_raw_score(model):
     beam = beam_search(model, src, lens, max_len, beam=4, lenpen=0.0)
     for g, b in zip(greedy, beam, strict=True):
         assert b[0][1] >= g[1] - 1e-4
+
+
+@pytest.mark.parametrize("V_, k", [(8000, 10), (8000, 1), (2600, 10), (333, 1)])
+def test_topk_rows_equals_torch_topk(V_, k):
+    """Block-pruned top-k: the values of torch.topk, best first, and indices that
+    point at them; also with a partial last block and with many tied values."""
+    g = torch.Generator().manual_seed(V_ + k)
+    x = torch.randn(37, V_, generator=g)
+    x[:5] = torch.randint(0, 3, (5, V_), generator=g).float()  # heavy ties
+    x[5, :] = float("-inf")
+    x[5, -1] = 0.0  # the best value in the partial last block
+    vals, idx = topk_rows(x, k)
+    ref = x.topk(k, dim=-1)
+    assert torch.equal(vals, ref.values)
+    assert torch.equal(x.gather(1, idx), vals)
+    assert (idx[:, :, None] != idx[:, None, :]).sum() == 37 * k * (k - 1)  # distinct
+
+
+def test_beam_search_same_with_block_topk(monkeypatch):
+    """A vocabulary wide enough for the block path: beam search and greedy give
+    what plain torch.topk gives."""
+    torch.manual_seed(5)
+    cfg = ModelConfig(emb_dim=8, enc_hidden_size=8, hidden_size=16, dropout=0.0)
+    m = build_model(cfg, V, 2100).eval()  # 32 blocks: 4 x (2K = 8)
+    src, lens = _src(seed=6)
+    runs = []
+    for plain in (False, True):
+        if plain:
+            monkeypatch.setattr(search, "topk_rows", lambda x, k: x.topk(k, dim=-1))
+        runs.append(
+            (
+                beam_search(m, src, lens, lens * 2, beam=4),
+                greedy_search(m, src, lens, lens * 2),
+            )
+        )
+    assert runs[0] == runs[1]
