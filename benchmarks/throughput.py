@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import DecodeConfig, ModelConfig
 from s2s.data.batching import make_batches
@@ -265,9 +264,7 @@ def step_passes(model: Seq2Seq, opt, batches: list[Batch], amp, dtype) -> dict:
         return run
 
     def encoder_lstm(b: Batch, x: dict) -> torch.Tensor:
-        (x_src,) = cpu_autocast_cast(x["x_src"])  # as RNNEncoder does
-        packed = pack_padded_sequence(x_src, b.src_lens, True, False)
-        return pad_packed_sequence(enc.lstm(packed)[0], True, 0.0, b.src.size(1))[0]
+        return enc(x["x_src"], b.src_lens)[0]  # its input dropout included
 
     def decoder_lstm(b: Batch, x: dict) -> torch.Tensor:
         h, c = x["h0"]
@@ -377,7 +374,7 @@ def measure(args, cfg: ModelConfig, model: Seq2Seq, device, prec: str) -> list:
     t = parts["encoder LSTM"] + parts["decoder LSTM"]
     g = 3 * (fwd["encoder"] + fwd["decoder"]) / t / 1e9
     note = "the same batches; no embeddings, attention or output layer"
-    what = "bare nn.LSTMs (encoder + decoder), fwd + bwd"
+    what = "the LSTMs alone (encoder + decoder), fwd + bwd"
     add(what, f"{num(ntok / t)} tok/s", per_step(t), t / t_step, g, note=note)
     parts["rest: embeddings, bridge, dropout, ..."] = t_step - sum(parts.values())
     part_flops = ["encoder", "decoder", "attention", "output", None, None]

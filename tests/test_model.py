@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from s2s.config import ModelConfig
 from s2s.data.vocab import BOS, EOS
@@ -33,13 +34,54 @@ def test_encoder_is_padding_invariant():
     enc = RNNEncoder(input_size=5, hidden_size=4, num_layers=2).eval()
     x = torch.randn(3, 9, 5)
     lens = torch.tensor([9, 4, 6])
-    out, _, (h, _) = enc(x, lens)
+    out, _, h = enc(x, lens)
     assert out.shape == (3, 9, 8) and h.shape == (3, 8)
     for i, n in enumerate(lens.tolist()):
-        one, _, (h1, _) = enc(x[i : i + 1, :n], lens[i : i + 1])
+        one, _, h1 = enc(x[i : i + 1, :n], lens[i : i + 1])
         torch.testing.assert_close(out[i, :n], one[0])
         torch.testing.assert_close(h[i], h1[0])
         assert out[i, n:].abs().sum() == 0
+
+
+def _packed_reference(enc: RNNEncoder, x, lens):
+    """What nn.LSTM computes over a packed sequence: outputs and final h."""
+    packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    out, (h, _) = enc.lstm(packed)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
+    return out, torch.cat([h[-2], h[-1]], dim=-1)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_padded_encoder_equals_packed_lstm(layers):
+    """The CPU path (one fused call per layer and direction, backward direction
+    reversed within each length) gives nn.LSTM's packed outputs, final states and
+    gradients."""
+    torch.manual_seed(1)
+    enc = RNNEncoder(input_size=6, hidden_size=5, num_layers=layers).train()
+    x = torch.randn(4, 7, 6, requires_grad=True)
+    lens = torch.tensor([7, 3, 5, 1])
+    out, _, h = enc(x, lens)
+    ref_out, ref_h = _packed_reference(enc, x, lens)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(h, ref_h)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad((out * g).sum() + h.sum(), [x, *enc.parameters()])
+    ref = torch.autograd.grad((ref_out * g).sum() + ref_h.sum(), [x, *enc.parameters()])
+    for a, b in zip(grads, ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_padded_encoder_dropout_between_layers():
+    """Training with dropout: zeros past each length, and the same result again
+    from the same seed."""
+    enc = RNNEncoder(input_size=6, hidden_size=5, num_layers=2, dropout=0.5).train()
+    x, lens = torch.randn(3, 6, 6), torch.tensor([6, 2, 4])
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        runs.append(enc(x, lens))
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)
+    assert runs[0][0][1, 2:].abs().sum() == 0
 
 
 @pytest.mark.parametrize("attention", ["dot", "general", "mlp"])

@@ -47,7 +47,7 @@ class Seq2Seq(nn.Module):
         self, src: torch.Tensor, src_lens: torch.Tensor
     ) -> tuple[Memory, DecoderState]:
         """src (B, S), src_lens (B,) -> attention memory, initial decoder state."""
-        out, lens, (h, _) = self.encoder(self.src_embed(src), src_lens)  # (B, S, E)
+        out, lens, h = self.encoder(self.src_embed(src), src_lens)  # (B, S, E)
         return self.decoder.prepare(out, lens, h)
 
     def forward(

@@ -63,7 +63,7 @@ class SpeechCTC(nn.Module):
         if self.specaugment is not None:
             feats, lengths = self.specaugment(feats, lengths)  # (B, T, F)
         x, lengths = self.subsampler(feats, lengths)  # (B, T', D)
-        x, lengths, (h, _) = self.encoder(x, lengths.cpu())  # (B, T', E)
+        x, lengths, h = self.encoder(x, lengths.cpu())  # (B, T', E)
         return x, lengths, h
 
     def forward(
