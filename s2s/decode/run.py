@@ -42,9 +42,11 @@ def translate_file(
     `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
     """
     from s2s.decode.translate import Translator
+    from s2s.memory import keep_freed_memory
     from s2s.train.checkpoint import load_model
     from s2s.train.trainer import pick_device
 
+    keep_freed_memory()
     if threads:
         import torch
 
@@ -159,10 +161,12 @@ def transcribe_files(
 
     from s2s.data.audio import audio_seconds, load_audio
     from s2s.decode.transcribe import Transcriber
+    from s2s.memory import keep_freed_memory
     from s2s.train.checkpoint import load_speech_model
     from s2s.train.trainer import pick_device
 
     items = _audio_items(list(audio), manifest)
+    keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     dev = pick_device(device)

@@ -26,24 +26,9 @@ from torch import nn
 from s2s.data.vocab import PAD
 from s2s.models.attention import Attention
 from s2s.models.encoder import cpu_autocast_cast
+from s2s.models.loss import token_loss
 
 __all__ = ["AttentionDecoder", "DecoderState", "Memory", "output_loss", "token_loss"]
-
-
-def token_loss(
-    logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float
-) -> torch.Tensor:
-    """Summed label-smoothed cross-entropy over non-pad targets.
-
-    logits (B, T, V) in any precision; the softmax runs in fp32.
-    """
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        targets.reshape(-1),
-        ignore_index=PAD,
-        label_smoothing=label_smoothing,
-        reduction="sum",
-    )
 
 
 def output_loss(
@@ -55,11 +40,19 @@ def output_loss(
     """Attentional vectors a (B, T, H) -> summed loss against tgt_out (B, T).
 
     Only real target positions go through the output layer: over a large
-    vocabulary it is the costliest layer, and padding would waste it.
+    vocabulary it is the costliest layer, and padding would waste it. On the CPU
+    it runs over blocks of positions whose logits take at most 16 MB: the C
+    library hands blocks that large out of memory it keeps (`keep_freed_memory`),
+    while a whole batch's logits (60 MB for 2,000 tokens over 8k pieces) would be
+    fresh pages every step, each one faulted in and zeroed by the kernel.
     """
     keep = tgt_out != PAD  # (B, T)
-    logits = decoder.logits(a[keep])  # (N, V)
-    return token_loss(logits, tgt_out[keep], label_smoothing)
+    a, y = a[keep], tgt_out[keep]  # (N, H), (N,)
+    rows = a.size(0) if a.is_cuda else max(64, (4 << 20) // decoder.output.out_features)
+    loss = a.new_zeros((), dtype=torch.float32)
+    for a_block, y_block in zip(a.split(rows), y.split(rows), strict=True):
+        loss = loss + token_loss(decoder.logits(a_block), y_block, label_smoothing)
+    return loss
 
 
 def _lstm_cell(

@@ -32,7 +32,7 @@ import torch
 
 from s2s.config import Config
 from s2s.errors import S2SError
-from s2s.memory import OutOfMemory, release_memory
+from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
 from s2s.precision import autocast_for
 from s2s.train.checkpoint import (
     check_output_dir,
@@ -85,6 +85,7 @@ class Trainer:
 
         self.cfg, self.tc = cfg, cfg.train
         self.out = Path(out_dir)
+        keep_freed_memory()
         if self.tc.threads:
             torch.set_num_threads(self.tc.threads)
         if self.tc.deterministic:
