@@ -84,7 +84,7 @@ def greedy_decode(
     out: list[Hypothesis | None] = [None] * B
     for t in range(int(max_len.max())):
         logp, state, _ = decoder.step(tokens, state, mem)  # (B, V)
-        best, tokens = (t[:, 0] for t in topk_rows(logp, 1))  # (B,)
+        best, tokens = (v[:, 0] for v in topk_rows(logp, 1))  # (B,)
         scores = scores + best
         seqs = torch.cat([seqs, tokens[:, None]], dim=1)
         done = (tokens == EOS) | (t + 1 >= max_len[alive])
