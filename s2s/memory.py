@@ -29,11 +29,11 @@ R = TypeVar("R")
 def keep_freed_memory() -> None:
     """Linux with glibc: serve every allocation up to 32 MB (glibc's largest
     setting) from the heap and never trim the heap, so that a tensor freed in one
-    training or decoding step is reused by the next. By default glibc maps blocks
-    over 128 kB (a threshold it raises as they are freed) straight from the kernel
-    and trims the heap's free top, so a step's large tensors were fresh pages
-    every time: ~70k page faults per step of 2,000 tokens, each page zeroed by the
-    kernel (~10% of the step). Elsewhere (macOS, musl) this does nothing."""
+    training or decoding step is reused by the next. With glibc's defaults (large
+    blocks mapped straight from the kernel, the heap's free top trimmed) a 16 MB
+    tensor made again and again was fresh pages every time, each one faulted in
+    and zeroed by the kernel (tests/test_memory.py). Elsewhere (macOS, musl) this
+    does nothing."""
     if not sys.platform.startswith("linux"):
         return
     try:

@@ -28,7 +28,7 @@ from s2s.models.attention import Attention
 from s2s.models.encoder import cpu_autocast_cast
 from s2s.models.loss import token_loss
 
-__all__ = ["AttentionDecoder", "DecoderState", "Memory", "output_loss", "token_loss"]
+__all__ = ["AttentionDecoder", "DecoderState", "Memory", "output_loss"]
 
 
 def output_loss(

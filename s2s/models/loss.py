@@ -12,8 +12,8 @@ On the CPU the output layer's N x V logits are the largest tensors of a step (60
 for 2,000 tokens over 8k pieces), and `F.cross_entropy` with label smoothing makes
 several more of them (log-probabilities, zeroed gradient buffers, their sum). Its
 forward and backward here keep only the logits and the one gradient tensor:
-log-sum-exp per row forward, one exp pass backward (~1.3x for the loss alone). On a
-GPU the loss is `F.cross_entropy`.
+log-sum-exp per row forward, one exp pass backward. On a GPU the loss is
+`F.cross_entropy`.
 """
 
 from __future__ import annotations

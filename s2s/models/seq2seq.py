@@ -17,11 +17,11 @@ from s2s.models.decoder import (
     DecoderState,
     Memory,
     output_loss,
-    token_loss,
 )
 from s2s.models.encoder import RNNEncoder
 from s2s.models.frontend import SpecAugment, Subsampler
 from s2s.models.lm import LSTMLM
+from s2s.models.loss import token_loss
 from s2s.models.speech import SpeechCTC, SpeechJoint
 
 __all__ = ["Seq2Seq", "build_model", "token_loss"]
