@@ -36,6 +36,26 @@ def test_token_loss_equals_cross_entropy(eps, scale):
     assert g_ours[0, 3:].abs().sum() == 0  # pad positions get no gradient
 
 
+def test_token_loss_far_apart_logits():
+    """Targets whose probability underflows fp32 (logit 1e4 below the row's
+    maximum) and rows of equal logits: the loss is finite and still equals
+    F.cross_entropy, in value and gradient."""
+    logits = torch.randn(4, 50) * 3
+    logits[0, 7] = 1e4  # the target of row 0 is 1e4 below it: p underflows to 0
+    logits[1] = 5.0  # all equal: the maximum is everywhere
+    logits[2, 9] = -1e4  # a very unlikely target
+    logits.requires_grad_()
+    targets = torch.tensor([3, 11, 9, 2])
+    for eps in (0.0, 0.1):
+        ours = token_loss(logits, targets, eps)
+        ref = _reference(logits, targets, eps)
+        assert float(ours.detach()) > 1e4  # finite, and row 0 alone costs 1e4
+        torch.testing.assert_close(ours, ref)
+        (g_ours,) = torch.autograd.grad(ours, logits)
+        (g_ref,) = torch.autograd.grad(ref, logits)
+        torch.testing.assert_close(g_ours, g_ref)
+
+
 def test_token_loss_bf16_logits():
     """Logits from bf16 autocast: the loss is computed in fp32 and the gradient
     comes back in the logits' dtype."""

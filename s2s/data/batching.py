@@ -84,24 +84,32 @@ def make_batches(
     seed: int = 0,
     epoch: int = 0,
     shuffle: bool = True,
-    sort_by: str = "tgt",
+    sort_by: str = "size",
 ) -> list[np.ndarray]:
     """Group sentence indices into batches of at most `batch_tokens` padded tokens.
 
-    Sentences are sorted by (target, source) length with a seeded random tie-break,
-    so each batch holds similar lengths; target first, because target padding costs
-    in the decoder while the packed encoder skips source padding. `sort_by="src"`
-    sorts by source length first (speech: the frames are the cost, and sorting by
-    transcript length left 27% of the frames in a batch padding). The batch order is
-    then shuffled. A sentence longer than `batch_tokens` gets a batch of its own.
+    A batch costs its size times the longest of its pairs' sizes, a pair's size
+    being max(source, target + 1). Sentences are sorted by that size, then by
+    target and source length, with a seeded random tie-break, so each batch holds
+    similar lengths on both sides: fewer padded steps and fuller batches than
+    sorting by one side (`benchmarks/batch_packing.py` prints both for a data
+    directory).
+    `sort_by="tgt"` or `"src"` sorts by that side's length first (speech: the
+    frames are the cost, and sorting by transcript length left 27% of the frames in
+    a batch padding). The batch order is then shuffled. A sentence longer than
+    `batch_tokens` gets a batch of its own.
     """
-    if sort_by not in ("src", "tgt"):
-        raise ValueError(f"sort_by must be 'src' or 'tgt', got {sort_by!r}")
+    if sort_by not in ("size", "src", "tgt"):
+        raise ValueError(f"sort_by must be 'size', 'src' or 'tgt', got {sort_by!r}")
     n = len(src_lens)
     # +1: the target gains BOS (input) / EOS (output) when collated.
     size = np.maximum(src_lens, tgt_lens + 1)
     # np.lexsort sorts by its last key first.
-    keys = (src_lens, tgt_lens) if sort_by == "tgt" else (tgt_lens, src_lens)
+    keys = {
+        "size": (src_lens, tgt_lens, size),
+        "tgt": (src_lens, tgt_lens),
+        "src": (tgt_lens, src_lens),
+    }[sort_by]
     if shuffle:
         rng = np.random.default_rng([seed, epoch])
         tie = rng.permutation(n)

@@ -25,6 +25,7 @@ from torch import nn
 
 from s2s.data.vocab import PAD
 from s2s.models.attention import Attention
+from s2s.models.dropout import Dropout, dropout
 from s2s.models.encoder import cpu_autocast_cast
 from s2s.models.loss import token_loss
 
@@ -123,7 +124,7 @@ class AttentionDecoder(nn.Module):
         self.hidden_size, self.num_layers = hidden_size, num_layers
         self.input_feed = input_feed
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=padding_idx)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         # Bridge: the encoder's final state -> initial (h, c) of every layer.
         self.bridge = nn.Linear(memory_size, 2 * num_layers * hidden_size)
         self.lstm = nn.LSTM(
@@ -207,7 +208,7 @@ class AttentionDecoder(nn.Module):
             inp = feed
             for k, (w, bias) in enumerate(weights):
                 if k > 0:  # nn.LSTM's dropout between layers
-                    inp = F.dropout(inp, lstm.dropout, self.training)
+                    inp = dropout(inp, lstm.dropout, self.training)
                 hidden = torch.cat([inp, h[k]], dim=-1)  # (B, in + H)
                 if k == 0:
                     gates = torch.addmm(x_gates[:, t], hidden, w.t())  # (B, 4H)

@@ -17,9 +17,10 @@ it cannot reach the real steps' outputs).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from s2s.models.dropout import Dropout, dropout
 
 __all__ = ["RNNEncoder", "cpu_autocast_cast"]
 
@@ -57,7 +58,7 @@ class RNNEncoder(nn.Module):
     ):
         super().__init__()
         self.output_size = 2 * hidden_size
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = nn.LSTM(
             input_size,
             hidden_size,
@@ -106,7 +107,7 @@ class RNNEncoder(nn.Module):
         inp = x
         for layer in range(lstm.num_layers):
             if layer > 0:
-                inp = F.dropout(inp, lstm.dropout, self.training)
+                inp = dropout(inp, lstm.dropout, self.training)
             outs = []
             for d, seq in enumerate((inp, flip(inp))):
                 w = lstm._flat_weights[(2 * layer + d) * n : (2 * layer + d + 1) * n]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from s2s.models.dropout import Dropout
 from s2s.models.encoder import cpu_autocast_cast
 
 __all__ = ["LSTMLM", "LMState"]
@@ -48,7 +49,7 @@ class LSTMLM(nn.Module):
         super().__init__()
         self.hidden_size, self.layers = hidden_size, layers
         self.embed = nn.Embedding(vocab_size, emb_dim, padding_idx=padding_idx)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = nn.LSTM(
             emb_dim,
             hidden_size,

@@ -19,6 +19,7 @@ from torch import nn
 from s2s.data.vocab import BOS, EOS, PAD
 from s2s.models.ctc import CTCHead, ctc_loss
 from s2s.models.decoder import AttentionDecoder, DecoderState, Memory, output_loss
+from s2s.models.dropout import Dropout
 from s2s.models.encoder import RNNEncoder
 from s2s.models.frontend import SpecAugment, Subsampler
 
@@ -48,7 +49,7 @@ class SpeechCTC(nn.Module):
         self.specaugment = specaugment
         self.subsampler = subsampler
         self.encoder = encoder
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.head = head
 
     @property
