@@ -1,6 +1,6 @@
 """Training step time of two s2s source trees on the same real batches, paired.
 
-    .venv/bin/python benchmarks/train_step_ab.py DATA_DIR --a OLD_TREE --b NEW_TREE \
+    .venv/bin/python benchmarks/train_step_ab.py DATA_DIR --a OLD_TREE --b NEW_TREE \\
         [--batches 40] [--sort-a tgt] [--sort-b tgt] [--threads 2]
 
 Compares two versions of the code (e.g. `git worktree add /tmp/old REV` beside

@@ -94,6 +94,7 @@ def make_batches(
     similar lengths on both sides: fewer padded steps and fuller batches than
     sorting by one side (`benchmarks/batch_packing.py` prints both for a data
     directory).
+
     `sort_by="tgt"` or `"src"` sorts by that side's length first (speech: the
     frames are the cost, and sorting by transcript length left 27% of the frames in
     a batch padding). The batch order is then shuffled. A sentence longer than

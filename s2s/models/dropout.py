@@ -14,6 +14,8 @@ checkpoint make it repeat exactly, as they do `F.dropout`. On other devices
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,9 +27,7 @@ _WORD = 2**31  # each 31-bit word is uniform over [0, 2^31)
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
     """Booleans of `shape`, each True with probability 1 - p, independently."""
-    n = 1
-    for s in shape:
-        n *= s
+    n = math.prod(shape)
     words = torch.empty((n + 1) // 2, dtype=torch.int64).random_()
     # Each int64 is uniform over [0, 2^63): its low 32 bits are uniform, its high
     # 32 bits have a zero top bit. Clearing bit 31 of both words leaves two
