@@ -18,9 +18,11 @@ median shapes on this host (the best of 9 timings each), in two kinds:
 
 The ceiling is the target tokens/s a step would reach if it did nothing but these
 products at those rates: elementwise work, softmax, dropout and the optimizer are
-taken as free, so no implementation of the architecture can train faster on this
-host in fp32. It then times s2s's real training step (collate, forward, backward,
-clip, fused AdamW) on the same batches and prints tokens/s and GFLOP/s achieved.
+taken as free. Each kind's rate is the median over its main shapes (each shape the
+best of its timings), so the ceiling estimates what this host's fp32 products allow;
+it is not a proof that nothing could beat it. It then times s2s's real training
+step (collate, forward, backward, clip, fused AdamW) on the same batches and prints
+tokens/s and GFLOP/s achieved.
 With --peer-tok-s (a peer's measured rate on the matched model), it prints what 2x
 that rate would need.
 
