@@ -19,7 +19,7 @@ import time
 import torch
 
 from s2s.decode.translate import Translator
-from s2s.train.checkpoint import load_model
+from s2s.checkpoint import load_model
 
 
 def main() -> None:

@@ -63,6 +63,12 @@ def friendly(fn):
     return wrapper
 
 
+def _checkpoint_vocab(path: Path):
+    from s2s.checkpoint import target_vocab
+
+    return target_vocab(path)
+
+
 class SpmType(str, Enum):
     unigram = "unigram"
     bpe = "bpe"
@@ -134,6 +140,7 @@ def prep_text_cmd(
             spm_type=spm_type.value,
             spm_model=str(spm_model) if spm_model else None,
             vocab_from=str(vocab_from) if vocab_from else None,
+            vocab=_checkpoint_vocab(vocab_from) if vocab_from else None,
             drop_empty=drop_empty,
             max_spm_sentences=spm_sample,
         )

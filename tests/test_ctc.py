@@ -6,8 +6,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from s2s.data.speech import min_ctc_frames
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
-from s2s.models.ctc import CTCHead, ctc_loss, min_ctc_frames
+from s2s.models.ctc import CTCHead, ctc_loss
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True)
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from conftest import TINY, TINY_CTC
+from s2s.checkpoint import load_checkpoint, load_model
 from s2s.config import load_config
 from s2s.decode.search import beam_search, greedy_search
-from s2s.train.checkpoint import load_checkpoint, load_model
 from s2s.train.distributed import reseed_cuda
 from s2s.train.trainer import Trainer
 

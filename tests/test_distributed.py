@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from conftest import TINY
+from s2s.checkpoint import load_checkpoint
 from s2s.config import load_config
-from s2s.train.checkpoint import load_checkpoint
 from s2s.train.distributed import shard
 from s2s.train.lm_task import LMTask
 from s2s.train.trainer import Trainer

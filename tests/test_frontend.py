@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from s2s.models.frontend import SpecAugment, Subsampler, speed_perturb
+from s2s.data.audio import speed_perturb
+from s2s.models.frontend import SpecAugment, Subsampler
 
 # --- Subsampler -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from test_ctc import _brute_force, _log_probs
 from typer.testing import CliRunner
 
 from conftest import TINY
+from s2s.checkpoint import save_checkpoint, target_vocab
 from s2s.cli import app
 from s2s.config import ModelConfig, load_config
 from s2s.data.prep_mono import MonoPrepOptions, prep_mono
@@ -21,7 +22,6 @@ from s2s.decode.search import beam_search
 from s2s.errors import S2SError
 from s2s.models.lm import LSTMLM
 from s2s.models.seq2seq import build_model
-from s2s.train.checkpoint import save_checkpoint
 from s2s.train.trainer import Trainer
 
 runner = CliRunner()
@@ -220,13 +220,15 @@ def _train_lm(toy_raw, out, **vocab):
 def lms(toy_raw, mt_run, tmp_path_factory):
     """An LM sharing the translation model's target vocabulary, and one with its own."""
     root = tmp_path_factory.mktemp("lms")
-    shared = _train_lm(toy_raw, root / "shared", vocab_from=str(mt_run))
+    shared = _train_lm(
+        toy_raw, root / "shared", vocab_from=str(mt_run), vocab=target_vocab(mt_run)
+    )
     own = _train_lm(toy_raw, root / "own")
     return shared, own
 
 
 def test_load_lm_checks_the_vocabulary(mt_run, lms):
-    from s2s.train.checkpoint import load_model
+    from s2s.checkpoint import load_model
 
     _, _, _, tgt_vocab = load_model(mt_run)
     assert isinstance(load_lm(lms[0], tgt_vocab), LSTMLM)
@@ -276,6 +278,7 @@ def test_transcribe_with_lm_through_the_cli(tone_run, tone_raw, lms, tmp_path):
         train=str(raw / "train"),
         valid=str(raw / "valid"),
         vocab_from=str(tone_run / "best.pt"),
+        vocab=target_vocab(tone_run / "best.pt"),
     )
     prep_mono(opts, tmp_path / "bin", log=lambda m: None)
     Trainer(load_config(None, TINY_LM), tmp_path / "bin", tmp_path / "lm").run()
@@ -318,8 +321,8 @@ def _lm_checkpoint(path, proto, bias_to=None):
 
 
 def test_transcribe_joint_and_attention_with_lm(joint_run, tone_raw, lm_bin, tmp_path):
+    from s2s.checkpoint import load_speech_model
     from s2s.decode.transcribe import Transcriber
-    from s2s.train.checkpoint import load_speech_model
 
     ckpt = str(joint_run / "best.pt")
     model, cfg, vocab, features, cmvn = load_speech_model(ckpt)

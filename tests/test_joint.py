@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from s2s.checkpoint import load_checkpoint, load_speech_model
 from s2s.cli import app
 from s2s.config import ModelConfig, load_config
 from s2s.data.vocab import BOS, EOS
@@ -29,7 +30,6 @@ from s2s.errors import S2SError
 from s2s.metrics import wer_cer
 from s2s.models.seq2seq import build_model
 from s2s.models.speech import SpeechJoint, decoder_targets
-from s2s.train.checkpoint import load_checkpoint, load_speech_model
 from toy import tone_texts, tone_wave
 
 V, NUM_MELS = 9, 12

@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import TINY
+from s2s.checkpoint import load_checkpoint, save_checkpoint
 from s2s.cli import app
 from s2s.config import load_config
 from s2s.data.binarized import ShardWriter, TokenArray
@@ -17,7 +18,6 @@ from s2s.data.prep_mono import MonoPrepOptions, prep_mono
 from s2s.data.stream import segment_bounds, stream_batch, stream_rows, token_stream
 from s2s.data.vocab import BOS, EOS, PAD, Vocab
 from s2s.models.lm import LSTMLM
-from s2s.train.checkpoint import load_checkpoint, save_checkpoint
 from s2s.train.lm_task import LMTask, stream_nll
 from s2s.train.trainer import Trainer
 

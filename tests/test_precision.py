@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import TINY
+from s2s.checkpoint import load_model, load_speech_model
 from s2s.cli import app
 from s2s.config import load_config
 from s2s.data.audio import load_audio
@@ -14,7 +15,6 @@ from s2s.decode.transcribe import Transcriber
 from s2s.decode.translate import Translator
 from s2s.errors import S2SError
 from s2s.precision import autocast_for, for_decoding
-from s2s.train.checkpoint import load_model, load_speech_model
 from s2s.train.trainer import Trainer
 
 CPU = torch.device("cpu")

@@ -9,6 +9,7 @@ import soundfile
 import torch
 
 from conftest import TINY_CTC
+from s2s.checkpoint import load_checkpoint, load_model, load_speech_model
 from s2s.config import load_config
 from s2s.data.prep_speech import SpeechPrepOptions, prep_speech
 from s2s.data.speech import SpeechData, collate_speech
@@ -16,7 +17,6 @@ from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.transcribe import Transcriber, chunk_spans
 from s2s.errors import S2SError
 from s2s.metrics import wer_cer
-from s2s.train.checkpoint import load_checkpoint, load_model, load_speech_model
 from s2s.train.trainer import Trainer
 from toy import RATE, tone_texts, tone_wave
 

@@ -10,9 +10,9 @@ import torch
 from rich.console import Console
 
 from conftest import TINY
+from s2s.checkpoint import load_checkpoint
 from s2s.config import load_config
 from s2s.errors import S2SError
-from s2s.train.checkpoint import load_checkpoint
 from s2s.train.trainer import Trainer
 
 
@@ -183,7 +183,7 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(toy_bin, tmp_path):
     import sys
     import time
 
-    from s2s.train.checkpoint import numbered_checkpoints
+    from s2s.checkpoint import numbered_checkpoints
 
     extra = ["train.save_every=2"]
     straight, _ = _trainer(toy_bin, tmp_path / "straight", 24, extra)

@@ -3,8 +3,8 @@
 import torch
 
 from conftest import TINY
+from s2s.checkpoint import load_checkpoint, load_model
 from s2s.config import load_config
-from s2s.train.checkpoint import load_checkpoint, load_model
 from s2s.train.trainer import Trainer
 
 

@@ -462,7 +462,7 @@ class S2S(Toolkit):
             step = r.get("step", step)
         self.res.tok_s, self.res.steps = median_rate(rates), step
         code = (
-            "import sys, torch; from s2s.train.checkpoint import load_model; "
+            "import sys, torch; from s2s.checkpoint import load_model; "
             "m = load_model(sys.argv[1], torch.device('cpu'))[0]; "
             "print(sum(p.numel() for p in m.parameters()))"
         )

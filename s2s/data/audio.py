@@ -24,7 +24,13 @@ import torchaudio
 
 from s2s.errors import S2SError, where
 
-__all__ = ["Utterance", "audio_seconds", "load_audio", "read_manifest"]
+__all__ = [
+    "Utterance",
+    "audio_seconds",
+    "load_audio",
+    "read_manifest",
+    "speed_perturb",
+]
 
 _COLUMNS = ("id", "path", "duration", "text")
 
@@ -253,3 +259,22 @@ def _parse_duration(text: str, loc: str) -> float:
             f"{loc}: duration must be a positive number of seconds, got {text!r}"
         )
     return duration
+
+
+def speed_perturb(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
+    """Play `wave` `factor` times faster (pitch shifts too, as in Kaldi's recipes).
+
+    The waveform is treated as if recorded at
+    ``source_rate = round(sample_rate * factor)`` Hz and resampled to `sample_rate`,
+    giving about ``N / factor`` samples. Use factors with few digits (0.9, 1.0, 1.1):
+    the resampling kernel grows with the reduced ratio of the two rates.
+
+    Shapes:
+        wave (..., N) -> (..., N'), N' = ceil(N * sample_rate / source_rate).
+    """
+    if factor <= 0:
+        raise ValueError(f"speed factor must be positive, got {factor}")
+    source_rate = round(sample_rate * factor)
+    if source_rate == sample_rate:
+        return wave
+    return torchaudio.functional.resample(wave, source_rate, sample_rate)

@@ -38,7 +38,8 @@ class MonoPrepOptions:
     vocab_size: int = 8000
     spm_type: str = "unigram"
     spm_model: str | None = None  # reuse this SentencePiece model file
-    vocab_from: str | None = None  # reuse this checkpoint's target vocabulary
+    vocab_from: str | None = None  # the checkpoint `vocab` was read from (recorded)
+    vocab: Vocab | None = None  # a vocabulary to reuse (the CLI reads --vocab-from)
     drop_empty: bool = False
     shard_size: int = 1_000_000
     max_spm_sentences: int = 1_000_000
@@ -56,21 +57,18 @@ def _lines(path: Path, drop_empty: bool, counts: Counter) -> Iterator[str]:
             )
 
 
-def reused_vocab(spm_model: str | None, vocab_from: str | None) -> Vocab | None:
-    """The vocabulary named by `--spm-model` or `--vocab-from`, if either is given."""
-    if spm_model and vocab_from:
-        raise S2SError("give --spm-model or --vocab-from, not both")
-    if spm_model:
-        return Vocab.load(spm_model)
-    if vocab_from:
-        from s2s.train.checkpoint import load_checkpoint
+def reused_vocab(opts: MonoPrepOptions) -> Vocab | None:
+    """The vocabulary of `--spm-model` or `--vocab-from`, if either is given.
 
-        ckpt = load_checkpoint(vocab_from)
-        proto = ckpt.get("vocab", {}).get("tgt")
-        if proto is None:
-            raise S2SError(f"{vocab_from}: the checkpoint holds no target vocabulary")
-        return Vocab(proto)
-    return None
+    Data preparation reads no checkpoint: for `--vocab-from` the caller passes the
+    checkpoint's target vocabulary in `opts.vocab` (`s2s.checkpoint.target_vocab`)."""
+    if opts.spm_model and (opts.vocab_from or opts.vocab is not None):
+        raise S2SError("give --spm-model or --vocab-from, not both")
+    if opts.spm_model:
+        return Vocab.load(opts.spm_model)
+    if opts.vocab_from and opts.vocab is None:
+        raise S2SError(f"{opts.vocab_from}: its vocabulary was not read")
+    return opts.vocab
 
 
 def prep_mono(
@@ -88,7 +86,7 @@ def prep_mono(
     for path in paths.values():
         if not path.is_file():
             raise S2SError(f"{path}: no such file")
-    vocab = reused_vocab(opts.spm_model, opts.vocab_from)
+    vocab = reused_vocab(opts)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     stats: dict[str, dict] = {}

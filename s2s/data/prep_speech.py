@@ -17,14 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2s.data.audio import Utterance, load_audio, read_manifest
+from s2s.data.audio import Utterance, load_audio, read_manifest, speed_perturb
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.features import GlobalCMVN
-from s2s.data.speech import FeatureSettings
+from s2s.data.speech import FeatureSettings, min_ctc_frames
 from s2s.data.vocab import Vocab, train_sentencepiece
 from s2s.errors import S2SError, where
-from s2s.models.ctc import min_ctc_frames
-from s2s.models.frontend import speed_perturb
 
 __all__ = ["SpeechPrepOptions", "prep_speech"]
 

@@ -19,7 +19,13 @@ from s2s.data.features import FeatureExtractor, GlobalCMVN
 from s2s.data.vocab import PAD, Vocab
 from s2s.errors import S2SError
 
-__all__ = ["FeatureSettings", "SpeechBatch", "SpeechData", "collate_speech"]
+__all__ = [
+    "FeatureSettings",
+    "SpeechBatch",
+    "SpeechData",
+    "collate_speech",
+    "min_ctc_frames",
+]
 
 
 @dataclass(frozen=True)
@@ -121,3 +127,12 @@ def collate_speech(data: SpeechData, ids: np.ndarray) -> SpeechBatch:
         target_lens=torch.tensor([len(t) for t in tgts], dtype=torch.int64),
         ids=np.asarray(ids),
     )
+
+
+def min_ctc_frames(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """Fewest input frames that can emit each target: its length plus one blank
+    between every pair of equal neighbours. targets (B, U), lengths (B,) -> (B,)."""
+    U = targets.shape[1]
+    valid = torch.arange(1, U, device=targets.device) < target_lengths[:, None]
+    repeats = ((targets[:, 1:] == targets[:, :-1]) & valid).sum(dim=1)  # (B,)
+    return target_lengths + repeats

@@ -44,7 +44,7 @@ def load_lm(
 ) -> LSTMLM:
     """The LM of checkpoint `path`, checked to share `vocab` (the vocabulary of the
     model at `model_path`, named in the error)."""
-    from s2s.train.checkpoint import load_lm_model
+    from s2s.checkpoint import load_lm_model
 
     lm, _, lm_vocab = load_lm_model(path, device, command="--lm")
     diff = vocab_difference(lm_vocab, vocab)

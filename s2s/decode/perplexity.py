@@ -118,8 +118,8 @@ def perplexity_file(
     from rich.console import Console
     from rich.progress import Progress
 
-    from s2s.train.checkpoint import load_lm_model
-    from s2s.train.trainer import pick_device
+    from s2s.checkpoint import load_lm_model
+    from s2s.device import pick_device
 
     if threads:
         torch.set_num_threads(threads)

@@ -41,10 +41,10 @@ def translate_file(
     With nbest > 1 each output line is `line_number<TAB>score<TAB>text`. With an
     `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
     """
+    from s2s.checkpoint import load_model
     from s2s.decode.translate import Translator
+    from s2s.device import pick_device
     from s2s.memory import keep_freed_memory
-    from s2s.train.checkpoint import load_model
-    from s2s.train.trainer import pick_device
 
     keep_freed_memory()
     if threads:
@@ -159,11 +159,11 @@ def transcribe_files(
     `lm_weight`."""
     import torch
 
+    from s2s.checkpoint import load_speech_model
     from s2s.data.audio import audio_seconds, load_audio
     from s2s.decode.transcribe import Transcriber
+    from s2s.device import pick_device
     from s2s.memory import keep_freed_memory
-    from s2s.train.checkpoint import load_speech_model
-    from s2s.train.trainer import pick_device
 
     items = _audio_items(list(audio), manifest)
     keep_freed_memory()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["CTCHead", "ctc_loss", "min_ctc_frames"]
+from s2s.data.speech import min_ctc_frames
+
+__all__ = ["CTCHead", "ctc_loss"]
 
 
 class CTCHead(nn.Module):
@@ -38,15 +40,6 @@ class CTCHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x).float().log_softmax(dim=-1)  # (B, T, V)
-
-
-def min_ctc_frames(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """Fewest input frames that can emit each target: its length plus one blank
-    between every pair of equal neighbours. targets (B, U), lengths (B,) -> (B,)."""
-    U = targets.shape[1]
-    valid = torch.arange(1, U, device=targets.device) < target_lengths[:, None]
-    repeats = ((targets[:, 1:] == targets[:, :-1]) & valid).sum(dim=1)  # (B,)
-    return target_lengths + repeats
 
 
 def ctc_loss(

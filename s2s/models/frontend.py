@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-import torchaudio
 from torch import nn
 
-__all__ = ["SpecAugment", "Subsampler", "speed_perturb"]
+__all__ = ["SpecAugment", "Subsampler"]
 
 
 class SpecAugment(nn.Module):
@@ -171,22 +170,3 @@ class Subsampler(nn.Module):
 def _conv_length(n):
     """Size after two kernel-3 stride-2 convolutions without padding."""
     return ((n - 1) // 2 - 1) // 2
-
-
-def speed_perturb(wave: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
-    """Play `wave` `factor` times faster (pitch shifts too, as in Kaldi's recipes).
-
-    The waveform is treated as if recorded at
-    ``source_rate = round(sample_rate * factor)`` Hz and resampled to `sample_rate`,
-    giving about ``N / factor`` samples. Use factors with few digits (0.9, 1.0, 1.1):
-    the resampling kernel grows with the reduced ratio of the two rates.
-
-    Shapes:
-        wave (..., N) -> (..., N'), N' = ceil(N * sample_rate / source_rate).
-    """
-    if factor <= 0:
-        raise ValueError(f"speed factor must be positive, got {factor}")
-    source_rate = round(sample_rate * factor)
-    if source_rate == sample_rate:
-        return wave
-    return torchaudio.functional.resample(wave, source_rate, sample_rate)

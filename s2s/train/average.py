@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
+from s2s.checkpoint import load_checkpoint, numbered_checkpoints, save_checkpoint
 from s2s.errors import S2SError
-from s2s.train.checkpoint import load_checkpoint, numbered_checkpoints, save_checkpoint
 
 __all__ = ["average_checkpoints"]
 

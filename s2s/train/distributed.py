@@ -45,9 +45,10 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from s2s.device import pick_device
 from s2s.errors import S2SError
 
-__all__ = ["Distributed", "pick_device", "reseed_cuda", "seed_rank", "shard"]
+__all__ = ["Distributed", "reseed_cuda", "seed_rank", "shard"]
 
 T = TypeVar("T")
 
@@ -183,16 +184,6 @@ def shutdown() -> None:
     """Leave the process group, if this process joined one."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def pick_device(name: str) -> torch.device:
-    """The device of `train.device` (or decoding's `--device`) in one process."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise S2SError(f"train.device={name} but no CUDA device is available")
-    return device
 
 
 def seed_rank(seed: int, rank: int) -> None:

@@ -16,11 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from s2s.config import Config
-from s2s.data.binarized import read_meta
-from s2s.errors import S2SError
-
-__all__ = ["Task", "load_task", "Backward"]
+__all__ = ["Task", "Backward"]
 
 Backward = Callable[[torch.Tensor], None]
 
@@ -79,45 +75,3 @@ class Task(Protocol):
     # rank's part of batch `ids` (or None). Every rank then runs every batch, its
     # part of it, in order, instead of every world-th batch
     # (`s2s.train.distributed.shard`); the LM splits its rows this way.
-
-
-# Which `s2s prep` output each model.task trains on, and the task to suggest for it.
-_DATA_FOR_TASK = {
-    "translation": "translation",
-    "ctc": "speech",
-    "joint": "speech",
-    "lm": "monolingual",
-}
-_TASK_FOR_DATA = {
-    "translation": "translation",
-    "speech": "ctc (or joint)",
-    "monolingual": "lm",
-}
-
-
-def load_task(cfg: Config, data_dir: str | Path) -> Task:
-    """The task of `cfg.model.task`, reading the prep directory `data_dir`."""
-    kind = read_meta(data_dir).get("task")
-    task = cfg.model.task
-    if kind != _DATA_FOR_TASK[task]:
-        other = _TASK_FOR_DATA.get(kind)
-        hint = f"; set model.task={other}" if other else ""
-        raise S2SError(
-            f"{data_dir} holds {kind} data (s2s prep), but model.task={task} needs "
-            f"{_DATA_FOR_TASK[task]} data{hint}"
-        )
-    if task == "translation":
-        from s2s.train.translation_task import TranslationTask
-
-        return TranslationTask(cfg, data_dir)
-    if task == "joint":
-        from s2s.train.joint_task import JointTask
-
-        return JointTask(cfg, data_dir)
-    if task == "lm":
-        from s2s.train.lm_task import LMTask
-
-        return LMTask(cfg, data_dir)
-    from s2s.train.ctc_task import CTCTask
-
-    return CTCTask(cfg, data_dir)

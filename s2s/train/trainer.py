@@ -30,11 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2s.config import Config
-from s2s.errors import S2SError
-from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
-from s2s.precision import autocast_for
-from s2s.train.checkpoint import (
+from s2s.checkpoint import (
     check_output_dir,
     check_same_model,
     load_checkpoint,
@@ -44,9 +40,12 @@ from s2s.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from s2s.config import Config
+from s2s.errors import S2SError
+from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
+from s2s.precision import autocast_for
 from s2s.train.distributed import (
     Distributed,
-    pick_device,
     reseed_cuda,
     seed_rank,
     shard,
@@ -55,9 +54,9 @@ from s2s.train.progress import Report
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
 from s2s.train.stopping import StopRules, minutes_since
-from s2s.train.tasks import load_task
+from s2s.train.task_loading import load_task
 
-__all__ = ["Trainer", "RunState", "pick_device"]
+__all__ = ["Trainer", "RunState"]
 
 
 def use_deterministic_algorithms() -> None:

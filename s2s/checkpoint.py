@@ -34,6 +34,7 @@ __all__ = [
     "load_model",
     "load_speech_model",
     "load_lm_model",
+    "target_vocab",
     "numbered_checkpoints",
     "check_output_dir",
     "check_same_model",
@@ -85,6 +86,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"format {FORMAT_VERSION}"
         )
     return ckpt
+
+
+def target_vocab(path: str | Path) -> Vocab:
+    """The target vocabulary of a checkpoint (`s2s prep text --vocab-from`)."""
+    proto = load_checkpoint(path).get("vocab", {}).get("tgt")
+    if proto is None:
+        raise S2SError(f"{path}: the checkpoint holds no target vocabulary")
+    return Vocab(proto)
 
 
 def load_model(
