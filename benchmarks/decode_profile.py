@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from s2s.decode.translate import Translator
 from s2s.checkpoint import load_model
+from s2s.decode.translate import Translator
 
 
 def main() -> None:
