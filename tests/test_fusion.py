@@ -17,7 +17,7 @@ from s2s.data.prep_mono import MonoPrepOptions, prep_mono
 from s2s.data.stream import MonoData
 from s2s.data.vocab import BOS, EOS, Vocab
 from s2s.decode.ctc import ctc_prefix_beam_search
-from s2s.decode.fusion import LMPrefixScorer, load_lm
+from s2s.decode.fusion import LMScorer, load_lm
 from s2s.decode.search import beam_search
 from s2s.errors import S2SError
 from s2s.models.lm import LSTMLM
@@ -153,7 +153,7 @@ def test_ctc_weight_zero_equals_no_lm():
     lp = _log_probs(0, 3, 12, V, peak=3.0)
     lengths = torch.tensor([12, 9, 5])
     plain = ctc_prefix_beam_search(lp, lengths, beam=4)
-    scorer = LMPrefixScorer(_lm(), 0.0)
+    scorer = LMScorer(_lm(), 0.0)
     assert ctc_prefix_beam_search(lp, lengths, 4, prefix_scorer=scorer) == plain
 
 
@@ -161,7 +161,7 @@ def test_ctc_strong_lm_takes_over():
     lp = _log_probs(1, 3, 10, V, peak=3.0)
     lengths = torch.tensor([10, 10, 7])
     plain = ctc_prefix_beam_search(lp, lengths, beam=4, token_beam=V - 1)
-    scorer = LMPrefixScorer(_lm(bias_to=X), 3.0)
+    scorer = LMScorer(_lm(bias_to=X), 3.0)
     fused = ctc_prefix_beam_search(
         lp, lengths, beam=4, token_beam=V - 1, prefix_scorer=scorer
     )
@@ -185,7 +185,7 @@ def test_ctc_fusion_is_exact_with_a_wide_beam():
     lp = _log_probs(4, 1, T, 3)
     exact = _brute_force(lp[0], extra=lm_score)
     (got,) = ctc_prefix_beam_search(
-        lp, torch.tensor([T]), beam=64, prefix_scorer=LMPrefixScorer(lm, w)
+        lp, torch.tensor([T]), beam=64, prefix_scorer=LMScorer(lm, w)
     )
     assert {tuple(seq) for seq, _ in got} == set(exact)
     for seq, score in got:

@@ -17,13 +17,13 @@ from s2s.cli import app
 from s2s.config import ModelConfig, load_config
 from s2s.data.vocab import BOS, EOS
 from s2s.decode.ctc import ctc_prefix_beam_search
-from s2s.decode.joint import (
+from s2s.decode.ctc_prefix import (
     CTCPrefixState,
     ctc_frames,
     ctc_prefix_init,
     ctc_prefix_scores,
-    joint_beam_search,
 )
+from s2s.decode.joint import joint_beam_search
 from s2s.decode.search import greedy_search
 from s2s.decode.transcribe import Transcriber, segment_spans
 from s2s.errors import S2SError

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from s2s.config import ModelConfig
-from s2s.data.vocab import EOS
+from s2s.data.vocab import BOS, EOS, PAD
 from s2s.decode import search
 from s2s.decode.search import beam_search, greedy_search, topk_rows
 from s2s.models.seq2seq import build_model
@@ -30,6 +30,22 @@ def _src(B=6, S=8, seed=0):
         src[i, n - 1] = EOS
         src[i, n:] = 0
     return src, lens
+
+
+def test_bos_and_pad_are_never_emitted():
+    torch.manual_seed(4)
+    cfg = ModelConfig(emb_dim=8, enc_hidden_size=8, hidden_size=16, dropout=0.0)
+    m = build_model(cfg, V, V).eval()
+    with torch.no_grad():  # an untrained model that likes BOS and PAD best
+        m.decoder.output.bias[BOS] += 6.0
+        m.decoder.output.bias[PAD] += 6.0
+    src, lens = _src()
+    hyps = [h for h, _ in greedy_search(m, src, lens, lens * 2)]
+    for K in (1, 3):
+        hyps += [
+            h for n in beam_search(m, src, lens, lens * 2, K, nbest=K) for h, _ in n
+        ]
+    assert hyps and all(BOS not in h and PAD not in h for h in hyps)
 
 
 def test_beam1_equals_greedy(model):

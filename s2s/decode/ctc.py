@@ -6,49 +6,27 @@ log-probability that the frames so far emitted them ending in a blank (``pb``) o
 their last token (``pnb``); both are needed because a repeated token only starts a new
 label after a blank. Every frame is one batched update over (B, beam, tokens).
 
-Shallow fusion (e.g. with a language model) plugs in through `PrefixScorer`: it adds
+Shallow fusion (e.g. with a language model) plugs in as a `s2s.decode.beam.Scorer`
+(the one the attention searches use, `s2s.decode.fusion.LMScorer`): it adds
 a log-score whenever a prefix is extended by a token, and that score is part of both
 the pruning and the returned score.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
-__all__ = ["PrefixScorer", "ctc_greedy", "ctc_prefix_beam_search"]
+from s2s.decode.beam import Scorer, select_rows
+
+__all__ = ["ctc_greedy", "ctc_prefix_beam_search"]
 
 # Two polynomial hashes modulo primes below 2**31 identify a prefix (products stay
 # below 2**62, so int64 never overflows); two prefixes collide with probability
 # about 2**-62.
 _HASHES = ((1_000_003, 2_147_483_647), (999_983, 2_147_483_629))
 _NEG_INF = float("-inf")
-
-
-class PrefixScorer(Protocol):
-    """Extra log-scores for extending prefixes (shallow fusion).
-
-    States are opaque to the search, which only reorders them: a state is a tensor or
-    a tuple/list/dict of tensors whose first dimension is the flattened beam
-    N = B * beam (row ``b * beam + k`` is prefix k of utterance b). Scale the scores
-    (the LM weight) inside the scorer. A scorer may also define
-    ``final(state) -> (N,)``, a log-score added when a prefix ends the utterance
-    (an LM's end of sentence).
-    """
-
-    def init_state(self, batch_size: int, device: torch.device) -> Any:
-        """State of the empty prefix, first dimension `batch_size`."""
-        ...
-
-    def score(self, state: Any, tokens: torch.Tensor) -> torch.Tensor:
-        """Log-scores (N, C) for appending each of tokens (N, C) to each prefix."""
-        ...
-
-    def advance(self, state: Any, tokens: torch.Tensor) -> Any:
-        """State after appending tokens (N,) to each prefix. Rows that did not extend
-        their prefix are discarded afterwards, so any token id in [0, V) may come."""
-        ...
 
 
 @torch.no_grad()
@@ -72,7 +50,7 @@ def ctc_prefix_beam_search(
     beam: int,
     blank: int = 0,
     token_beam: int | None = None,
-    prefix_scorer: PrefixScorer | None = None,
+    prefix_scorer: Scorer | None = None,
 ) -> list[list[tuple[list[int], float]]]:
     """CTC prefix beam search over a batch.
 
@@ -84,7 +62,8 @@ def ctc_prefix_beam_search(
         token_beam: tokens per frame considered for extending prefixes (the
             `token_beam` most likely non-blank ones; default `beam`). Staying on the
             same prefix (blank or repeated last token) is always scored exactly.
-        prefix_scorer: optional shallow-fusion scorer, see `PrefixScorer`.
+        prefix_scorer: optional shallow-fusion scorer (`s2s.decode.beam.Scorer`);
+            its optional `final(state) -> (N,)` is added when a prefix ends.
 
     Returns:
         For each utterance, up to `beam` ``(tokens, score)`` pairs, best first; the
@@ -121,7 +100,7 @@ def ctc_prefix_beam_search(
     state = None
     if prefix_scorer is not None:
         state = prefix_scorer.init_state(B, device)
-        state = _select(state, torch.arange(B, device=device).repeat_interleave(K))
+        state = select_rows(state, torch.arange(B, device=device).repeat_interleave(K))
     sources, emitted = [], []
 
     for t in range(T):
@@ -175,7 +154,7 @@ def ctc_prefix_beam_search(
             for eh, h in zip(ext_hashes, hashes, strict=True)
         ]
         if prefix_scorer is not None:
-            state = _select(state, (rows + src).flatten())
+            state = select_rows(state, (rows + src).flatten())
             moved = prefix_scorer.advance(state, token.clamp_min(0).flatten())
             state = _where(is_ext.flatten(), moved, state)
         sources.append(src)
@@ -212,17 +191,6 @@ def _backtrack(
     if not out:
         return torch.empty(*slots.shape, 0, dtype=torch.long)
     return torch.stack(out[::-1], dim=2).cpu()  # (B, K, T)
-
-
-def _select(state: Any, index: torch.Tensor) -> Any:
-    """Rows `index` of every tensor in a (nested) state."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, index)
-    if isinstance(state, dict):
-        return {key: _select(value, index) for key, value in state.items()}
-    if isinstance(state, list | tuple):
-        return type(state)(_select(value, index) for value in state)
-    raise TypeError(f"unsupported scorer state type {type(state).__name__}")
 
 
 def _where(mask: torch.Tensor, new: Any, old: Any) -> Any:

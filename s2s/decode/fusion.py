@@ -20,7 +20,7 @@ from s2s.data.vocab import BOS, EOS, Vocab
 from s2s.errors import S2SError
 from s2s.models.lm import LSTMLM
 
-__all__ = ["load_lm", "vocab_difference", "LMPrefixScorer"]
+__all__ = ["load_lm", "vocab_difference", "LMScorer"]
 
 
 def vocab_difference(a: Vocab, b: Vocab) -> str:
@@ -56,8 +56,9 @@ def load_lm(
     return lm
 
 
-class LMPrefixScorer:
-    """`s2s.decode.ctc.PrefixScorer` for CTC prefix beam search with an `LSTMLM`.
+class LMScorer:
+    """An `LSTMLM` as a `s2s.decode.beam.Scorer`: shallow fusion in every search
+    (translation and joint beam search, CTC prefix beam search).
 
     The state of a prefix is its LM state and the LM's log-probabilities of the
     next token, so that scoring candidates costs a gather and only `advance` runs

@@ -36,7 +36,7 @@ from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
-from s2s.decode.fusion import LMPrefixScorer
+from s2s.decode.fusion import LMScorer
 from s2s.decode.joint import joint_beam_search
 from s2s.errors import S2SError
 from s2s.memory import split_on_oom
@@ -129,12 +129,12 @@ class Transcriber:
         self.mode = speech_mode(model, cfg.mode)
         self.model = for_decoding(model.to(device).eval(), device, precision)
         # Shallow fusion, also at beam 1: the joint and attention searches step the
-        # LM themselves; CTC prefix beam search gets it as a PrefixScorer.
+        # LM themselves; CTC prefix beam search gets it as a scorer.
         self.lm = lm.to(device).eval() if lm is not None else None
         self.lm_weight = lm_weight
         self.scorer = None
         if self.lm is not None and self.mode == "ctc":
-            self.scorer = LMPrefixScorer(self.lm, lm_weight)
+            self.scorer = LMScorer(self.lm, lm_weight)
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
         self.cfg, self.device = cfg, device
