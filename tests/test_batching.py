@@ -59,3 +59,15 @@ def test_size_order_packs_tighter_than_one_side():
 def test_unknown_order_is_an_error():
     with pytest.raises(ValueError, match="sort_by"):
         make_batches(np.ones(3, int), np.ones(3, int), 10, sort_by="random")
+
+
+def test_longest_first_batches_within_the_budget():
+    from s2s.data.batching import longest_first
+
+    sizes = [3, 9, 9, 1, 0, 5, 4]
+    batches = longest_first(sizes, budget=18)
+    assert sorted(i for b in batches for i in b.tolist()) == list(range(len(sizes)))
+    assert [b.tolist() for b in batches] == [[1, 2], [5, 6, 0], [3, 4]]
+    for b in batches:  # padded to the first (longest) item, within the budget
+        assert len(b) * max(sizes[b[0]], 1) <= 18
+    assert [b.tolist() for b in longest_first([40, 2], budget=10)] == [[0], [1]]

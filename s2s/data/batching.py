@@ -16,7 +16,21 @@ from s2s.data.binarized import TokenArray, read_meta
 from s2s.data.vocab import BOS, EOS, PAD, Vocab
 from s2s.errors import S2SError
 
-__all__ = ["Batch", "ParallelData", "make_batches", "collate"]
+__all__ = ["Batch", "ParallelData", "make_batches", "collate", "longest_first"]
+
+
+def longest_first(sizes, budget: float) -> list[np.ndarray]:
+    """Decoding's batches: indices of `sizes` (N,) longest first (ties in input
+    order), a batch of max(1, budget // longest) items, `longest` the size of its
+    first (at least 1), so no batch pads past `budget` units unless one item does."""
+    sizes = np.asarray(sizes, dtype=np.float64)
+    order = np.argsort(-sizes, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        size = max(1, int(budget // max(sizes[order[start]], 1.0)))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
 
 
 @dataclass

@@ -20,16 +20,11 @@ import torch
 from s2s.data.audio import Utterance, load_audio, read_manifest, speed_perturb
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.features import GlobalCMVN
-from s2s.data.speech import FeatureSettings, min_ctc_frames
+from s2s.data.speech import FeatureSettings, min_ctc_frames, subsampled_length
 from s2s.data.vocab import Vocab, train_sentencepiece
 from s2s.errors import S2SError, where
 
 __all__ = ["SpeechPrepOptions", "prep_speech"]
-
-
-def _subsampled(frames: int) -> int:
-    """Frames left after conv subsampling (the stricter of the two kinds)."""
-    return ((max(frames, 7) - 1) // 2 - 1) // 2
 
 
 @dataclass
@@ -199,7 +194,7 @@ def _write_split(
                 continue
             (tokens,) = vocab.encode([item.utt.text])
             need = min_ctc_frames(torch.tensor([tokens]), torch.tensor([len(tokens)]))
-            if _subsampled(len(feats)) < int(need):
+            if subsampled_length(len(feats)) < int(need):  # conv: the stricter
                 counts["too_fast_for_ctc"] += 1
             counts["unk_tokens"] += tokens.count(1)
             if cmvn is not None:

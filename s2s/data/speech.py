@@ -25,6 +25,8 @@ __all__ = [
     "SpeechData",
     "collate_speech",
     "min_ctc_frames",
+    "subsampled_length",
+    "SUBSAMPLING",
 ]
 
 
@@ -136,3 +138,21 @@ def min_ctc_frames(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch
     valid = torch.arange(1, U, device=targets.device) < target_lengths[:, None]
     repeats = ((targets[:, 1:] == targets[:, :-1]) & valid).sum(dim=1)  # (B,)
     return target_lengths + repeats
+
+
+SUBSAMPLING = 4  # input frames per encoder step, with either subsampler
+
+
+def subsampled_length(lengths, kind: str = "conv"):
+    """Frames (ints or a tensor) left after the front end's 4x subsampling.
+
+    conv: two kernel-3 stride-2 convolutions without padding over at least 7
+    frames, ``((max(T, 7) - 1) // 2 - 1) // 2``; stack: ``ceil(T / 4)``.
+    """
+    if kind == "stack":
+        return (lengths + SUBSAMPLING - 1) // SUBSAMPLING
+    if isinstance(lengths, torch.Tensor):
+        lengths = lengths.clamp_min(7)
+    else:
+        lengths = max(lengths, 7)
+    return ((lengths - 1) // 2 - 1) // 2

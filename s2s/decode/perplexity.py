@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from s2s.data.batching import longest_first
 from s2s.data.text import iter_lines
 from s2s.data.vocab import BOS, EOS, PAD, UNK
 from s2s.errors import S2SError
@@ -50,11 +50,9 @@ def sentences_nll(
     lm: LSTMLM, seqs: list[list[int]], device: torch.device, batch_tokens: int
 ) -> float:
     """Summed NLL of `BOS s EOS` over sentences `seqs`, each from a zero state."""
-    order = np.argsort([-len(s) for s in seqs], kind="stable")
-    nll, start = 0.0, 0
-    while start < len(order):
-        longest = len(seqs[order[start]]) + 1
-        group = order[start : start + max(1, batch_tokens // longest)]
+    nll = 0.0
+    for group in longest_first([len(s) + 1 for s in seqs], batch_tokens):
+        longest = len(seqs[group[0]]) + 1
         inputs = torch.full((len(group), longest), PAD, dtype=torch.long)
         targets = torch.full((len(group), longest), PAD, dtype=torch.long)
         for row, k in enumerate(group):
@@ -64,7 +62,6 @@ def sentences_nll(
         state = lm.init_state(len(group), device)
         logits, _ = lm(inputs.to(device), state)  # (B, T, V)
         nll += float(token_loss(logits, targets.to(device), 0.0))
-        start += len(group)
     return nll
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from s2s.data.batching import longest_first
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
 
@@ -208,14 +209,11 @@ def transcribe_files(
     seconds = [located(i, audio_seconds) for i in range(len(items))]
     texts: list[str] = [""] * len(items)
     frames_per_second = 1000.0 / features.frame_shift_ms
-    order = sorted(range(len(items)), key=lambda i: -seconds[i])
-    start = 0
-    while start < len(order):
-        # Whole files up to the frame budget; a long file goes alone (its windows
-        # are batched inside the transcriber).
-        longest = min(seconds[order[start]], dcfg.chunk_seconds) * frames_per_second
-        size = max(1, int(dcfg.batch_tokens // max(longest, 1)))
-        group = order[start : start + size]
+    # Whole files up to the frame budget (a long file counts as one window: its
+    # windows are batched inside the transcriber).
+    frames = [min(s, dcfg.chunk_seconds) * frames_per_second for s in seconds]
+    for group in longest_first(frames, dcfg.batch_tokens):
+        group = group.tolist()
         waves = [located(i, load_audio, features.sample_rate) for i in group]
         for i, wave in zip(group, waves, strict=True):
             if transcriber.extract.num_frames(wave.numel()) == 0:
@@ -225,7 +223,6 @@ def transcribe_files(
                 )
         for i, text in zip(group, transcriber.transcribe(waves), strict=True):
             texts[i] = text
-        start += size
     out = _open_output(output)
     try:
         for (utt_id, _), text in zip(items, texts, strict=True):

@@ -32,8 +32,9 @@ from dataclasses import dataclass
 import torch
 
 from s2s.config import DecodeConfig
+from s2s.data.batching import longest_first
 from s2s.data.features import GlobalCMVN
-from s2s.data.speech import FeatureSettings
+from s2s.data.speech import SUBSAMPLING, FeatureSettings
 from s2s.data.vocab import Vocab
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.fusion import LMScorer
@@ -46,7 +47,6 @@ from s2s.precision import autocast_for, for_decoding
 
 __all__ = ["Transcriber", "chunk_spans", "segment_spans", "speech_mode"]
 
-_SUBSAMPLING = 4  # frames per encoder step (both subsamplers)
 _OOM_HINT = "lower decode.chunk_seconds or decode.batch_tokens, or decode on the CPU"
 _MIN_OVERLAP = 16  # frames; stitching needs > 14 with the conv subsampler
 _QUIET_FRAMES = 11  # energy smoothing for cuts, 0.11 s: longer than gaps in words
@@ -75,13 +75,13 @@ def chunk_spans(num_frames: int, window: int, overlap: int) -> list[tuple[int, i
     """
     if num_frames <= window:
         return [(0, num_frames)]
-    step = max(_SUBSAMPLING, (window - overlap) // _SUBSAMPLING * _SUBSAMPLING)
+    step = max(SUBSAMPLING, (window - overlap) // SUBSAMPLING * SUBSAMPLING)
     starts = [0]
     while starts[-1] + window < num_frames:
         starts.append(starts[-1] + step)
     # Pull the last window back so that it is a full one ending at num_frames.
-    last = -(-(num_frames - window) // _SUBSAMPLING) * _SUBSAMPLING
-    starts[-1] = max(starts[-2] + _SUBSAMPLING, min(starts[-1], last))
+    last = -(-(num_frames - window) // SUBSAMPLING) * SUBSAMPLING
+    starts[-1] = max(starts[-2] + SUBSAMPLING, min(starts[-1], last))
     return [(a, min(a + window, num_frames)) for a in starts]
 
 
@@ -188,14 +188,9 @@ class Transcriber:
 
     def _groups(self, pieces: list[_Piece]) -> list[list[_Piece]]:
         """Longest first, at most `batch_tokens` padded feature frames a group."""
-        pieces = sorted(pieces, key=lambda p: p.end - p.start, reverse=True)
-        groups, start = [], 0
-        while start < len(pieces):
-            longest = pieces[start].end - pieces[start].start
-            size = max(1, self.cfg.batch_tokens // longest)
-            groups.append(pieces[start : start + size])
-            start += size
-        return groups
+        sizes = [p.end - p.start for p in pieces]
+        batches = longest_first(sizes, self.cfg.batch_tokens)
+        return [[pieces[i] for i in batch] for batch in batches]
 
     def _features(
         self, waves: list[torch.Tensor], group: list[_Piece]
@@ -221,9 +216,9 @@ class Transcriber:
         parts, begin = [], 0  # begin: first global output frame still to fill
         for k, (a, b) in enumerate(spans):
             lp = out[w, a]
-            offset = a // _SUBSAMPLING  # global index of this window's frame 0
+            offset = a // SUBSAMPLING  # global index of this window's frame 0
             if k + 1 < len(spans):
-                end = (spans[k + 1][0] + b) // 2 // _SUBSAMPLING  # overlap middle
+                end = (spans[k + 1][0] + b) // 2 // SUBSAMPLING  # overlap middle
             else:
                 end = offset + len(lp)
             parts.append(lp[begin - offset : end - offset])

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from s2s.config import DecodeConfig
+from s2s.data.batching import longest_first
 from s2s.data.vocab import EOS, PAD, Vocab
 from s2s.decode.search import beam_search, greedy_search
 from s2s.errors import S2SError
@@ -44,13 +45,7 @@ class Translator:
 
     def _batches(self, lengths: np.ndarray) -> Iterator[np.ndarray]:
         """Longest first, at most `batch_tokens` padded source tokens per batch."""
-        order = np.argsort(-lengths, kind="stable")
-        start = 0
-        while start < len(order):
-            longest = int(lengths[order[start]])
-            size = max(1, self.cfg.batch_tokens // max(longest, 1))
-            yield order[start : start + size]
-            start += size
+        yield from longest_first(lengths, self.cfg.batch_tokens)
 
     def translate(
         self, lines: list[str], first_line: int = 1, source: str = "<input>"

@@ -1,4 +1,5 @@
-"""Speech front end: SpecAugment, 4x frame subsampling and speed perturbation.
+"""Speech front end: SpecAugment and 4x frame subsampling (speed perturbation is
+data preparation: `s2s.data.audio.speed_perturb`).
 
 These sit between the log-mel features (`s2s.data.features`) and the BiLSTM encoder.
 Sequences travel as ``(x, lengths) -> (y, lengths)`` with x batch-first, (B, T, F).
@@ -10,6 +11,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from s2s.data.speech import subsampled_length
 
 __all__ = ["SpecAugment", "Subsampler"]
 
@@ -137,17 +140,13 @@ class Subsampler(nn.Module):
                 nn.Conv2d(channels, channels, kernel_size=3, stride=2),
                 nn.ReLU(),
             )
-            self.proj = nn.Linear(channels * _conv_length(in_dim), out_dim)
+            self.proj = nn.Linear(channels * subsampled_length(in_dim), out_dim)
         else:
             self.proj = nn.Linear(4 * in_dim, out_dim)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Map input lengths (B,) to output lengths (B,); works on ints too."""
-        if self.kind == "stack":
-            return (lengths + 3) // 4
-        if isinstance(lengths, torch.Tensor):
-            return _conv_length(lengths.clamp_min(7))
-        return _conv_length(max(lengths, 7))
+        return subsampled_length(lengths, self.kind)
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor
@@ -165,8 +164,3 @@ class Subsampler(nn.Module):
         y = self.conv(x.unsqueeze(1))  # (B, C, T', F')
         y = y.transpose(1, 2).flatten(2)  # (B, T', C * F')
         return self.proj(y), self.output_lengths(lengths)  # (B, T', D)
-
-
-def _conv_length(n):
-    """Size after two kernel-3 stride-2 convolutions without padding."""
-    return ((n - 1) // 2 - 1) // 2
