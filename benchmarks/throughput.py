@@ -45,8 +45,8 @@ from s2s.config import DecodeConfig, ModelConfig
 from s2s.data.batching import make_batches
 from s2s.data.vocab import BOS, EOS, PAD
 from s2s.decode.translate import Translator
+from s2s.models.cpu_kernels import cpu_autocast_cast
 from s2s.models.decoder import Memory
-from s2s.models.encoder import cpu_autocast_cast
 from s2s.models.seq2seq import Seq2Seq, build_model, token_loss
 from s2s.precision import autocast_for
 from s2s.train.tbptt import forward_backward

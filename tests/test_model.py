@@ -71,6 +71,23 @@ def test_padded_encoder_equals_packed_lstm(layers):
         torch.testing.assert_close(a, b)
 
 
+def test_encoder_falls_back_to_the_packed_path(monkeypatch):
+    """Without the private API of the fused kernel the encoder runs the packed
+    (public) path, with the same outputs."""
+    from s2s.models import cpu_kernels, encoder
+
+    torch.manual_seed(2)
+    enc = RNNEncoder(input_size=6, hidden_size=5, num_layers=2).eval()
+    x, lens = torch.randn(3, 6, 6), torch.tensor([6, 2, 4])
+    fused_out, _, fused_h = enc(x, lens)
+    assert cpu_kernels.fused_bilstm_available(enc.lstm)
+    monkeypatch.setattr(encoder, "fused_bilstm_available", lambda lstm: False)
+    monkeypatch.setattr(encoder, "fused_bilstm", None)  # must not be called
+    out, _, h = enc(x, lens)
+    torch.testing.assert_close(out, fused_out)
+    torch.testing.assert_close(h, fused_h)
+
+
 def test_padded_encoder_dropout_between_layers():
     """Training with dropout: zeros past each length, and the same result again
     from the same seed."""

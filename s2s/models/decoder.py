@@ -25,8 +25,8 @@ from torch import nn
 
 from s2s.data.vocab import PAD
 from s2s.models.attention import Attention
+from s2s.models.cpu_kernels import cpu_autocast_cast
 from s2s.models.dropout import Dropout, dropout
-from s2s.models.encoder import cpu_autocast_cast
 from s2s.models.loss import token_loss
 
 __all__ = ["AttentionDecoder", "DecoderState", "Memory", "output_loss"]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from s2s.models.cpu_kernels import cpu_autocast_cast
 from s2s.models.dropout import Dropout
-from s2s.models.encoder import cpu_autocast_cast
 
 __all__ = ["LSTMLM", "LMState"]
 
