@@ -24,7 +24,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import draw_lengths  # noqa: E402
+from synthetic import draw_lengths  # noqa: E402
 
 from s2s.data.batching import make_batches  # noqa: E402
 from s2s.models.encoder import RNNEncoder  # noqa: E402

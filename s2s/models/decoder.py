@@ -186,14 +186,32 @@ class AttentionDecoder(nn.Module):
     ) -> tuple[torch.Tensor, DecoderState]:
         """Teacher forcing with input feeding: x (B, T, emb) -> a (B, T, H), state.
 
-        x_t holds a_{t-1}, so this loops over t. It runs the LSTM's own weights
-        (the parameters `step` runs through nn.LSTM) as cells: the first layer's
-        product with the embeddings does not depend on a_{t-1}, so it is one
-        matrix product for all T steps before the loop, and a step multiplies
-        only [a_{t-1}; h] by one stacked matrix per layer.
+        x_t holds a_{t-1}, so this loops over t, running the LSTM's own weights
+        (the parameters `step` runs through nn.LSTM) as cells (`fed_cells`).
         """
+        x_gates, weights = self.fed_cells(x)
+        h, c, feed = list(state.h.unbind(0)), list(state.c.unbind(0)), state.feed
+        outs = []
+        for t in range(x.size(1)):
+            top = self.fed_step(feed, h, c, x_gates[:, t], weights)  # (B, H)
+            a, _ = self._attend(top.unsqueeze(1), mem)  # (B, 1, H)
+            feed = a[:, 0]
+            outs.append(a)
+        return torch.cat(outs, dim=1), DecoderState(
+            torch.stack(h), torch.stack(c), feed
+        )
+
+    def fed_cells(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """The LSTM's weights as cells for input feeding: x (B, T, emb) ->
+        x_gates (B, T, 4H) and per layer a ([input; hidden] -> gates) matrix
+        (4H, in + H) and bias (4H,). The first layer's product with the embeddings
+        does not depend on a_{t-1}, so it is one matrix product for all T steps
+        (x_gates, bias included), and a step multiplies only [a_{t-1}; h] by one
+        stacked matrix per layer."""
         lstm, emb = self.lstm, x.size(-1)
-        weights = []  # per layer: ([input; hidden] -> gates) matrix (4H, in + H), bias
+        weights = []
         for k in range(self.num_layers):
             w_ih = getattr(lstm, f"weight_ih_l{k}")
             w_hh = getattr(lstm, f"weight_hh_l{k}")
@@ -202,26 +220,31 @@ class AttentionDecoder(nn.Module):
                 x_gates = F.linear(x, w_ih[:, :emb], bias)  # (B, T, 4H)
                 w_ih = w_ih[:, emb:]  # the a_{t-1} columns
             weights.append((torch.cat([w_ih, w_hh], dim=1), bias))
-        h, c, feed = list(state.h.unbind(0)), list(state.c.unbind(0)), state.feed
-        outs = []
-        for t in range(x.size(1)):
-            inp = feed
-            for k, (w, bias) in enumerate(weights):
-                if k > 0:  # nn.LSTM's dropout between layers
-                    inp = dropout(inp, lstm.dropout, self.training)
-                hidden = torch.cat([inp, h[k]], dim=-1)  # (B, in + H)
-                if k == 0:
-                    gates = torch.addmm(x_gates[:, t], hidden, w.t())  # (B, 4H)
-                else:
-                    gates = F.linear(hidden, w, bias)
-                h[k], c[k] = _lstm_cell(gates, c[k])
-                inp = h[k]
-            a, _ = self._attend(inp.unsqueeze(1), mem)  # (B, 1, H)
-            feed = a[:, 0]
-            outs.append(a)
-        return torch.cat(outs, dim=1), DecoderState(
-            torch.stack(h), torch.stack(c), feed
-        )
+        return x_gates, weights
+
+    def fed_step(
+        self,
+        feed: torch.Tensor,
+        h: list[torch.Tensor],
+        c: list[torch.Tensor],
+        x_gates: torch.Tensor,
+        weights: list[tuple[torch.Tensor, torch.Tensor]],
+    ) -> torch.Tensor:
+        """One step of the stacked cells: feed a_{t-1} (B, H), per layer h and c
+        (B, H) (updated in place in the lists), x_gates (B, 4H) of this step ->
+        the top layer's h (B, H)."""
+        inp = feed
+        for k, (w, bias) in enumerate(weights):
+            if k > 0:  # nn.LSTM's dropout between layers
+                inp = dropout(inp, self.lstm.dropout, self.training)
+            hidden = torch.cat([inp, h[k]], dim=-1)  # (B, in + H)
+            if k == 0:
+                gates = torch.addmm(x_gates, hidden, w.t())  # (B, 4H)
+            else:
+                gates = F.linear(hidden, w, bias)
+            h[k], c[k] = _lstm_cell(gates, c[k])
+            inp = h[k]
+        return inp
 
     def logits(self, a: torch.Tensor) -> torch.Tensor:
         """Attentional vectors (..., H) -> unnormalised scores (..., V)."""
