@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import synthetic  # noqa: E402
 import throughput as tp  # noqa: E402
 
 from s2s.config import ModelConfig  # noqa: E402
@@ -54,10 +55,10 @@ def per_batch_seconds(model, opt, batches, amp, device) -> dict[bool, float]:
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(WARMUP + REPEATS):
         for reseed in (False, True):
-            tp.sync(device)
+            synthetic.sync(device)
             t0 = time.perf_counter()
             run(reseed)
-            tp.sync(device)
+            synthetic.sync(device)
             if r >= WARMUP:
                 times[reseed].append((time.perf_counter() - t0) / len(batches))
     return {k: statistics.median(v) for k, v in times.items()}
@@ -85,7 +86,7 @@ def main() -> None:
         )
         model = build_model(cfg, args.vocab, args.vocab).to(dev).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        batches = tp.train_batches(np.random.default_rng(0), args, dev)
+        batches = synthetic.train_batches(np.random.default_rng(0), args, dev)
         for prec in ("fp32", "bf16") if dev.type == "cuda" else ("fp32",):
             amp = contextlib.nullcontext()
             if prec == "bf16":
