@@ -160,7 +160,7 @@ class Trainer:
             **self.task.checkpoint_extras(),
             "model": self.model.state_dict(),
             "state": {**asdict(self.state), "seconds": self._clock()},
-            "versions": {"s2s": s2s.__version__, "torch": torch.__version__},
+            "versions": {"s2s": s2s.__version__, "torch": str(torch.__version__)},
         }
         if rng is not None:
             payload.update(
