@@ -43,6 +43,12 @@ def plot_translation(a: TranslationAlignment, source: str, out: Path) -> None:
     im = ax.imshow(a.weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     ax.set_xticks(range(S), a.src_pieces, rotation=60, ha="right", fontsize=10)
     ax.set_yticks(range(U), a.tgt_pieces, fontsize=10)
+    if U * S <= 400:  # few cells: print the weights in them too
+        for (u, s_), w in np.ndenumerate(a.weights):
+            colour = "white" if w > 0.5 else "black"
+            ax.text(
+                s_, u, f"{w:.2f}", ha="center", va="center", fontsize=8, color=colour
+            )
     ax.set_xlabel("source pieces")
     ax.set_ylabel("output pieces")
     ax.set_title(
@@ -104,18 +110,19 @@ def _posteriors(ax, a: SpeechAlignment, seconds: float) -> None:
     shown = [v for v in np.unique(best) if v != a.blank]
     cmap = pyplot().get_cmap("tab10")
     for k, v in enumerate(shown):
-        ax.plot(times, probs[:, v], color=cmap(k % 10), lw=1.5)
-        peak = int(probs[:, v].argmax())
-        ax.annotate(
-            a.pieces[v],
-            (times[peak], probs[peak, v]),
-            xytext=(0, 3),
-            textcoords="offset points",
-            ha="center",
-            fontsize=10,
-            color=cmap(k % 10),
-            fontweight="bold",
-        )
+        colour = cmap(k % 10)
+        ax.plot(times, probs[:, v], color=colour, lw=1.5)
+        for peak in _peaks(best == v, probs[:, v]):  # every stretch it wins
+            ax.annotate(
+                a.pieces[v],
+                (times[peak], probs[peak, v]),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=11,
+                color=colour,
+                fontweight="bold",
+            )
     ax.set_ylim(0.0, 1.12)
     ax.set_ylabel("CTC posterior")
     ax.set_title(
@@ -123,6 +130,18 @@ def _posteriors(ax, a: SpeechAlignment, seconds: float) -> None:
         fontsize=11,
     )
     ax.grid(True, alpha=0.3)
+
+
+def _peaks(wins: np.ndarray, probs: np.ndarray) -> list[int]:
+    """The most probable frame of each run of frames where `wins` (T',) holds."""
+    peaks, start = [], None
+    for t, w in enumerate([*wins.tolist(), False]):
+        if w and start is None:
+            start = t
+        elif not w and start is not None:
+            peaks.append(start + int(probs[start:t].argmax()))
+            start = None
+    return peaks
 
 
 def _attention(ax, a: SpeechAlignment, seconds: float) -> None:

@@ -47,7 +47,8 @@ class RunCurves:
 def read_run(run: Path) -> RunCurves:
     """The curves of run directory `run` (or a metrics.jsonl file). Training time
     is the records' `elapsed` (earlier runs of a resumed job included); records
-    written by an older s2s without it use wall-clock time since the first."""
+    written by an older s2s without it use wall-clock time since the first (a
+    validation record without one, the time of the record before it)."""
     path = run / "metrics.jsonl" if run.is_dir() else run
     name = run.name if run.is_dir() else run.parent.name
     try:
@@ -55,7 +56,7 @@ def read_run(run: Path) -> RunCurves:
     except OSError as e:
         raise S2SError(f"{path}: cannot read metrics ({e.strerror or e})") from None
     curves = RunCurves(name)
-    first_time = None
+    first_time = last_seconds = None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -69,6 +70,9 @@ def read_run(run: Path) -> RunCurves:
         seconds = record.get("elapsed")
         if seconds is None and "time" in record and first_time is not None:
             seconds = record["time"] - first_time
+        if seconds is None:  # an old validation record: just after its window's
+            seconds = last_seconds
+        last_seconds = seconds
         for key in ("loss", "valid_loss", *_METRICS):
             value = record.get(key)
             if isinstance(value, (int, float)):
