@@ -61,6 +61,16 @@ def test_info_of_last_and_speech(mt_run, tone_run):
     assert "by loss" in r.output and "wer" in r.output
 
 
+def test_info_of_a_language_model(lm_bin, tmp_path):
+    sets = ["train.device=cpu", "model.task=lm", "model.emb_dim=16"]
+    sets += ["model.hidden_size=32", "train.batch_tokens=64", "train.max_steps=2"]
+    Trainer(load_config(None, sets), lm_bin, tmp_path).run()
+    r = runner.invoke(app, ["info", str(tmp_path / "best.pt")])
+    assert r.exit_code == 0, r.output
+    assert "language model: embeddings 16, LSTM 1 x 32" in r.output
+    assert "vocabulary   " in r.output and "trained      2 steps" in r.output
+
+
 def test_config_show_checkpoint(mt_run):
     r = runner.invoke(app, ["config", "show", str(mt_run / "best.pt")])
     assert r.exit_code == 0, r.output

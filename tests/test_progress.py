@@ -163,3 +163,23 @@ def test_tensorboard_missing_is_a_clear_error(toy_bin, tmp_path, monkeypatch):
     cfg = load_config(None, [*TINY, "train.max_steps=2", "train.tensorboard=true"])
     with pytest.raises(S2SError, match=r"pip install 's2s\[tensorboard\]'"):
         Trainer(cfg, toy_bin, tmp_path).run()
+
+
+def test_terminal_bar_has_a_total_and_time_left(toy_bin, tmp_path):
+    """In a terminal the bar replaces the lines; under max_minutes it shows an
+    estimated total (~N) and the time left, and train.log still gets the lines."""
+    import io
+
+    from rich.console import Console
+
+    text = io.StringIO()
+    console = Console(file=text, width=200, force_terminal=True)
+    sets = [*TINY, "train.max_minutes=0.03", "train.log_every=5"]
+    Trainer(load_config(None, sets), toy_bin, tmp_path, console=console).run()
+    shown = text.getvalue()
+    assert re.search(r" \d+/~\d+ ", shown) and " left" in shown
+    assert not [x for x in shown.splitlines() if LINE.match(x)]
+    log = (tmp_path / "train.log").read_text().splitlines()
+    lines = [x[20:] for x in log if LINE.match(x[20:])]
+    assert lines and all(re.match(r"step \d+/~\d+ ", x) for x in lines)
+    assert log[-1].endswith("train.max_minutes=0.03 reached")

@@ -166,7 +166,7 @@ class Report:
                 completed=step,
                 total=self.total,
                 of=of if self.exact or self.total is None else f"~{of}",
-                times=f"{format_seconds(elapsed)} elapsed, "
+                times=f"| {format_seconds(elapsed)} elapsed, "
                 f"{format_seconds(self.left)} left",
             )
 
