@@ -76,7 +76,11 @@ def test_plot_curves_old_records_and_errors(tmp_path):
     ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in records))
     curves = read_run(run)
+    assert curves.name == "old" == read_run(run / "metrics.jsonl").name
     assert curves.series["loss"].seconds == [0.0, 60.0]
+    saved = tmp_path / "old-run.metrics.jsonl"  # as kept in recipes/*/results
+    saved.write_text((run / "metrics.jsonl").read_text())
+    assert read_run(saved).name == "old-run"
     assert curves.series["valid_wer"].seconds == [60.0]
     out = tmp_path / "c.png"
     r = runner.invoke(app, ["plot", "curves", str(run), "--out", str(out)])

@@ -50,7 +50,10 @@ def read_run(run: Path) -> RunCurves:
     written by an older s2s without it use wall-clock time since the first (a
     validation record without one, the time of the record before it)."""
     path = run / "metrics.jsonl" if run.is_dir() else run
-    name = run.name if run.is_dir() else run.parent.name
+    # runs/x -> x; results/x.metrics.jsonl -> x; runs/x/metrics.jsonl -> x
+    name = run.name.removesuffix(".jsonl").removesuffix(".metrics")
+    if not run.is_dir() and name == "metrics":
+        name = run.parent.name
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
