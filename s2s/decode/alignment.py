@@ -3,10 +3,12 @@ attention`): the decoder's attention over the source pieces of a translation, an
 for speech the log-mel features, the CTC posteriors and (joint models) the
 decoder's attention over the encoder frames.
 
-The hypothesis comes from the checkpoint's search (`decode.beam`, for speech
-`decode.mode`); its tokens are then fed back through `AttentionDecoder.step`, which
-returns each step's attention weights. Shapes: S source tokens (EOS included),
-U target tokens (EOS included), T feature frames, T' encoder frames, V vocabulary.
+The hypothesis comes from the checkpoint's search (`decode.beam`; for a joint
+model `decode.mode` joint or attention) and its tokens are fed back through
+`AttentionDecoder.step`, which returns each step's attention weights; a CTC model
+(or mode ctc) names its tokens by greedy best-path decoding. Shapes: S source
+tokens (EOS included), U target tokens (EOS included), T feature frames, T' encoder
+frames, V vocabulary.
 """
 
 from __future__ import annotations

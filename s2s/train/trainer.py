@@ -359,11 +359,8 @@ class Trainer:
         self.schedule.on_validation(result["valid_loss"])
         improved = st.best is None or score < st.best
         if improved:
-            st.best, st.bad_evals, st.best_valid = (
-                score,
-                0,
-                {"step": st.step, **numbers},
-            )
+            st.best, st.bad_evals = score, 0
+            st.best_valid = {"step": st.step, **numbers}  # for `s2s info`
             self.dist.main_only(
                 lambda: self._write(self.out / "best.pt", self._payload)
             )
