@@ -2,7 +2,9 @@
 run is a PNG of the expected size, with something drawn in it."""
 
 import json
+import os
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -63,6 +65,18 @@ def test_plot_curves_of_two_runs(mt_runs, tmp_path):
     assert run.series["loss"].steps == [2, 4, 6, 8, 10, 12]
     assert run.series["valid_bleu"].steps == [4, 8, 12]
     assert all(t is not None for t in run.series["valid_loss"].seconds)
+
+
+def test_plot_curves_subprocess(mt_runs, tmp_path):
+    out = tmp_path / "sub.png"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "s2s", "plot", "curves", str(mt_runs[0])]
+    r = subprocess.run(
+        [*args, "--out", str(out)], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == f"wrote {out}\n"
+    assert png_size(out) == pixels(CURVES_SIZE)
 
 
 def test_plot_curves_old_records_and_errors(tmp_path):

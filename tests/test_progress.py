@@ -162,7 +162,8 @@ def test_tensorboard_missing_is_a_clear_error(toy_bin, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     cfg = load_config(None, [*TINY, "train.max_steps=2", "train.tensorboard=true"])
     with pytest.raises(S2SError, match=r"pip install 's2s\[tensorboard\]'"):
-        Trainer(cfg, toy_bin, tmp_path).run()
+        Trainer(cfg, toy_bin, tmp_path)  # before training starts
+    assert not (tmp_path / "last.pt").exists()
 
 
 def test_terminal_bar_has_a_total_and_time_left(toy_bin, tmp_path):

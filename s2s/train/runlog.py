@@ -24,6 +24,7 @@ __all__ = [
     "write_run_config",
     "write_text_atomic",
     "tensorboard_writer",
+    "check_tensorboard",
 ]
 
 TENSORBOARD_HINT = (
@@ -106,6 +107,14 @@ class RunConsole:
         if self._file is not None:
             self._file.close()
             self._file = self._plain = None
+
+
+def check_tensorboard() -> None:
+    """Fail before training, not at the first record, when tensorboard is missing."""
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        raise S2SError(TENSORBOARD_HINT) from None
 
 
 def tensorboard_writer(log_dir: Path):

@@ -53,7 +53,7 @@ from s2s.train.distributed import (
     shard,
 )
 from s2s.train.progress import Report
-from s2s.train.runlog import RunConsole, write_run_config
+from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
 from s2s.train.stopping import StopRules, minutes_since
@@ -92,6 +92,8 @@ class Trainer:
             torch.set_num_threads(self.tc.threads)
         if self.tc.deterministic:
             use_deterministic_algorithms()
+        if self.tc.tensorboard:
+            check_tensorboard()
         self.dist, self.device = Distributed.from_env(self.tc.device)
         # Other ranks print nothing: rank 0 speaks for the run (and keeps train.log).
         self.console = RunConsole(
