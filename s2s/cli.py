@@ -31,7 +31,7 @@ score_app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 plot_app = typer.Typer(
-    help="Pictures: learning curves, attention (needs s2s[plot]).",
+    help="Pictures: learning curves, attention (needs matplotlib: the plot extra).",
     no_args_is_help=True,
 )
 app.add_typer(prep_app, name="prep")
