@@ -184,6 +184,9 @@ def checkpoint_info(path: Path) -> str:
 
 
 def _fmt(value: Any) -> str:
+    """A config value as YAML writes it (true, 0.003, [0.9, 0.98])."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float) and (math.isinf(value) or value == int(value)):
         return f"{value:g}"
     if isinstance(value, (list, tuple)):

@@ -57,6 +57,7 @@ def test_info_of_last_and_speech(mt_run, tone_run):
     r = runner.invoke(app, ["info", str(tone_run / "best.pt")])
     assert r.exit_code == 0, r.output
     assert "speech, CTC: 20 mel bins" in r.output
+    assert "model.specaugment      false  (default true)" in r.output
     assert "features     kind fbank, num_mels 20" in r.output
     assert "by loss" in r.output and "wer" in r.output
 
