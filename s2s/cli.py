@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from s2s import cli_decode
+from s2s import cli_decode, cli_inspect
 from s2s.errors import S2SError
 
 app = typer.Typer(
@@ -30,9 +30,14 @@ score_app = typer.Typer(
     help="Score hypotheses against references.", no_args_is_help=True
 )
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+plot_app = typer.Typer(
+    help="Pictures: learning curves, attention (needs matplotlib: the plot extra).",
+    no_args_is_help=True,
+)
 app.add_typer(prep_app, name="prep")
 app.add_typer(score_app, name="score")
 app.add_typer(config_app, name="config")
+app.add_typer(plot_app, name="plot")
 
 
 def _err(msg: str) -> None:
@@ -262,6 +267,10 @@ app.command()(friendly(cli_decode.transcribe))
 score_app.command("bleu")(friendly(cli_decode.score_bleu))
 score_app.command("wer")(friendly(cli_decode.score_wer))
 score_app.command("ppl")(friendly(cli_decode.score_ppl))
+# Inspection commands: s2s/cli_inspect.py.
+app.command()(friendly(cli_inspect.info))
+plot_app.command("curves")(friendly(cli_inspect.plot_curves))
+plot_app.command("attention")(friendly(cli_inspect.plot_attention))
 
 
 @app.command()
@@ -282,16 +291,19 @@ def average(
 @friendly
 def config_show(
     config: Annotated[
-        Path | None, typer.Argument(help="YAML config to resolve")
+        Path | None,
+        typer.Argument(help="YAML config to resolve, or a checkpoint (.pt)"),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override: section.key=value")
     ] = None,
 ) -> None:
-    """Print the full (resolved) config, every key explained."""
-    from s2s.config import describe_config, load_config
+    """Print the full (resolved) config, every key explained; of a checkpoint, the
+    config it was trained with."""
+    from s2s.config import describe_config
+    from s2s.info import config_of
 
-    typer.echo(describe_config(load_config(config, set_ or [])))
+    typer.echo(describe_config(config_of(config, set_ or [])))
 
 
 def main() -> None:

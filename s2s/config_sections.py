@@ -171,7 +171,16 @@ class TrainConfig:
     )
     save_every: int = _f(1000, "write last.pt and a numbered checkpoint this often")
     keep_last: int = _f(5, "numbered checkpoints kept (for `s2s average`)")
-    log_every: int = _f(50, "write a metrics line this often")
+    log_every: int = _f(
+        50,
+        "write a metrics.jsonl record and a train.log line every this many steps "
+        "(the line also to stderr when it is not a terminal)",
+    )
+    tensorboard: bool = _f(
+        False,
+        "also write the metrics as TensorBoard scalars to OUT/tensorboard (needs "
+        "the tensorboard package: pip install 's2s[tensorboard]')",
+    )
     threads: int = _f(0, "CPU threads for torch (0: torch's default)")
 
 

@@ -15,14 +15,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "s2s"
 
 # Lowest first. A name stands for that module or package and everything under it.
 LAYERS: list[tuple[str, ...]] = [
-    ("s2s.errors",),
+    ("s2s.errors", "s2s"),  # the package itself: its version
     ("s2s.config", "s2s.config_sections"),
     ("s2s.data",),
     ("s2s.models",),
     ("s2s.checkpoint", "s2s.device", "s2s.memory", "s2s.precision", "s2s.metrics"),
-    ("s2s.decode",),
+    ("s2s.info",),
+    ("s2s.decode", "s2s.viz"),
     ("s2s.train",),
-    ("s2s.cli", "s2s.cli_decode", "s2s.__main__", "s2s"),
+    ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.__main__"),
 ]
 
 

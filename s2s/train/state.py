@@ -6,7 +6,7 @@ steps in a row it had to skip.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -20,6 +20,8 @@ class RunState:
     batch: int = 0  # next batch of the epoch's batch list
     best: float | None = None  # best validation score so far (lower is better)
     bad_evals: int = 0  # validations since the best one
+    # the numbers of the best validation: step, valid_loss, valid_bleu, ...
+    best_valid: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0  # training time of earlier runs of this job
     skipped_steps: int = 0  # steps dropped for non-finite gradients
     # ... the latest of them in a row; fp16 overflows, which the grad scaler

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import s2s
 from s2s.checkpoint import (
     check_output_dir,
     check_same_model,
@@ -51,6 +52,7 @@ from s2s.train.distributed import (
     shard,
 )
 from s2s.train.progress import Report
+from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
 from s2s.train.stopping import StopRules, minutes_since
@@ -89,9 +91,13 @@ class Trainer:
             torch.set_num_threads(self.tc.threads)
         if self.tc.deterministic:
             use_deterministic_algorithms()
+        if self.tc.tensorboard:
+            check_tensorboard()
         self.dist, self.device = Distributed.from_env(self.tc.device)
-        # Other ranks print nothing: rank 0 speaks for the run.
-        self.console = console or Console(stderr=True, quiet=not self.dist.is_main)
+        # Other ranks print nothing: rank 0 speaks for the run (and keeps train.log).
+        self.console = RunConsole(
+            console or Console(stderr=True, quiet=not self.dist.is_main)
+        )
         self.amp = autocast_for(self.device, self.tc.precision)
         self.task = load_task(cfg, data_dir)
 
@@ -122,13 +128,15 @@ class Trainer:
         self._seconds_before = 0.0  # training time of earlier runs, at run()
         last = self.out / "last.pt"
         exists = self.dist.main_only(self._prepare_out_dir)
-        if resume and exists:
-            self._resume(last)
-        elif exists:
+        if exists and not resume:
             raise S2SError(
                 f"{last} exists: pass --resume to continue that run, or choose "
                 f"another --out"
             )
+        if self.dist.is_main:
+            self.console.attach(self.out / "train.log")
+        if exists:
+            self._resume(last)
         self.report: Report | None = None
 
     def _prepare_out_dir(self) -> bool:
@@ -152,7 +160,8 @@ class Trainer:
             "config": self.cfg.to_dict(),
             **self.task.checkpoint_extras(),
             "model": self.model.state_dict(),
-            "state": asdict(self.state),
+            "state": {**asdict(self.state), "seconds": self._clock()},
+            "versions": {"s2s": s2s.__version__, "torch": str(torch.__version__)},
         }
         if rng is not None:
             payload.update(
@@ -178,12 +187,17 @@ class Trainer:
                 f"{self.state.step}, {self._saved}"
             ) from None
 
+    def _clock(self) -> float:
+        """Training seconds of this job so far, earlier runs included."""
+        if self._started is None:
+            return self.state.seconds
+        return self._seconds_before + time.time() - self._started
+
     def save(self) -> None:
         """last.pt with everything needed to resume; step-N.pt with the weights
         only (for `s2s average`), a third of the size."""
         st = self.state
-        if self._started is not None:  # this run's time so far, for max_minutes
-            st.seconds = self._seconds_before + time.time() - self._started
+        st.seconds = self._clock()  # this run's time so far, for max_minutes
         rng = self.dist.gather(rng_state(self.device))  # every rank's, for resuming
         task_states = None
         if hasattr(self.task, "state_dict"):  # per rank, like the RNG states
@@ -240,10 +254,13 @@ class Trainer:
 
     # -- one optimizer step ------------------------------------------------------
 
-    def _step(self, group: list[np.ndarray]) -> tuple[float, int, dict[str, int]]:
+    def _step(
+        self, group: list[np.ndarray]
+    ) -> tuple[float, int, dict[str, int], float]:
         """Forward/backward this rank's batches of `group`, sum the gradients over
         ranks, then one optimizer step. Returns (this rank's summed loss, target
-        tokens of the whole group, this rank's task counts)."""
+        tokens of the whole group, this rank's task counts, the gradient norm
+        before clipping: NaN when the step was skipped)."""
         st, dist = self.state, self.dist
         self.model.train()
         # The whole group's tokens: every rank knows them from the batch list.
@@ -282,7 +299,7 @@ class Trainer:
                 f"[yellow]step {st.step}: out of memory on {where}, step skipped; if "
                 f"this repeats, lower train.batch_tokens (now {self.tc.batch_tokens})"
             )
-            return 0.0, 0, {}
+            return 0.0, 0, {}, math.nan
         st.oom_in_a_row = 0
         dist.sum_gradients(self.model.parameters())
         self.scaler.unscale_(self.optimizer)
@@ -309,7 +326,7 @@ class Trainer:
                 f"{self.scaler.get_scale():g}"
             )
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_sum, ntok, counts
+        return loss_sum, ntok, counts, float(norm)
 
     # -- validation --------------------------------------------------------------
 
@@ -326,8 +343,14 @@ class Trainer:
         every rank; returns a stop reason when patience ran out."""
         st, tc = self.state, self.tc
         result = self.dist.main_only(self.validate)
+        numbers = {k: round(v, 4) for k, v in result.items()}
         self.report.log(
-            {"step": st.step, **{k: round(v, 4) for k, v in result.items()}}
+            {
+                "step": st.step,
+                **numbers,
+                "elapsed": round(self._clock(), 1),
+                "time": round(time.time(), 1),
+            }
         )
         # Lower is better: BLEU counts negated; without the number, the loss.
         key = f"valid_{tc.select_by}"
@@ -338,6 +361,7 @@ class Trainer:
         improved = st.best is None or score < st.best
         if improved:
             st.best, st.bad_evals = score, 0
+            st.best_valid = {"step": st.step, **numbers}  # for `s2s info`
             self.dist.main_only(
                 lambda: self._write(self.out / "best.pt", self._payload)
             )
@@ -373,8 +397,9 @@ class Trainer:
         )
         t0 = self._started = time.time()
         self._seconds_before = st.seconds  # earlier runs of this job
+        self.dist.main_only(lambda: write_run_config(self.out, self.cfg))
         self.report = report = Report(
-            self.out, self.dist, self.console, tc.max_steps or None
+            self.out, self.dist, self.console, tc, self._clock, st.step
         )
         try:
             with self.stop_rules, report.bar:
@@ -384,9 +409,12 @@ class Trainer:
                 self._after_validation()
             if self.last_save != st.step:
                 self.save()
+        except S2SError as e:  # the CLI prints it; train.log keeps it too
+            self.console.to_file(f"error: {e}", markup=False)
+            raise
         finally:
             report.close()
-        st.seconds = self._seconds_before + time.time() - t0
+        st.seconds = self._clock()
         self._started = None
         self.console.print(f"stopped at step {st.step}: {stop}")
         return st
@@ -396,7 +424,6 @@ class Trainer:
         tc, st, report = self.tc, self.state, self.report
         self.last_valid = self.last_save = st.step
         stop = self._stop_reason(t0)  # a resumed run may have nothing left to do
-        report.bar.update(report.task, completed=st.step)
         # One step: the next accum_steps batches of every rank, or of all ranks
         # together when the task splits each batch between them (the LM's rows).
         per_step = tc.accum_steps
@@ -404,6 +431,9 @@ class Trainer:
             per_step *= self.dist.world
         while not stop:
             batches = self.task.batches("train", tc.seed, st.epoch)
+            n_batches = max(len(batches), 1)
+            per_epoch = n_batches / per_step  # steps, for the time left
+            report.progress(st.step, st.epoch + st.batch / n_batches, per_epoch)
             while st.batch < len(batches) and not stop:
                 group = batches[st.batch : st.batch + per_step]
                 report.add(*self._step(group))
@@ -414,9 +444,9 @@ class Trainer:
                 epoch_done = st.batch >= len(batches)
                 if epoch_done:
                     st.epoch, st.batch = st.epoch + 1, 0
+                report.progress(st.step, st.epoch + st.batch / n_batches, per_epoch)
                 if st.step % tc.log_every == 0:
                     report.window(st, self.schedule.lr(st.step), self._counters())
-                report.bar.update(report.task, completed=st.step)
                 stop = self._stop_reason(t0)
                 paused = time.time()  # validation and saving are not training
                 if (
