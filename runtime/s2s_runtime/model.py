@@ -71,9 +71,7 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(
-            str(path), opts, providers=["CPUExecutionProvider"]
-        )
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own kinds for bad files
         raise RunError(f"{path}: cannot load the graph: {e}") from None
 
@@ -110,8 +108,10 @@ class ExportedModel:
         try:
             self.manifest: dict[str, Any] = json.loads(path.read_text("utf-8"))
         except OSError as e:
-            raise RunError(f"{path}: cannot read ({e.strerror}); is --model an "
-                           "`s2s export` directory?") from None
+            raise RunError(
+                f"{path}: cannot read ({e.strerror}); is --model an "
+                "`s2s export` directory?"
+            ) from None
         except json.JSONDecodeError as e:
             raise RunError(f"{path}:{e.lineno}: not JSON: {e.msg}") from None
         version = self.manifest.get("format_version")
@@ -130,11 +130,15 @@ class ExportedModel:
             self.decoder = _session(graphs["decoder_step"], threads)
             self.input_feed = bool(m["input_feed"])
             self.hidden = int(m["sizes"]["hidden_size"])
-        self.ctc = _session(graphs["ctc_head"], threads) if "ctc_head" in graphs else None
+        self.ctc = (
+            _session(graphs["ctc_head"], threads) if "ctc_head" in graphs else None
+        )
         self.lm = None
         if "lm_step" in graphs:
             lm = m["lm"]
-            self.lm = LM(_session(graphs["lm_step"], threads), lm["layers"], lm["hidden_size"])
+            self.lm = LM(
+                _session(graphs["lm_step"], threads), lm["layers"], lm["hidden_size"]
+            )
         self.tgt_vocab = Vocab(self.directory / m["vocab"]["tgt"])
         self.src_vocab = None
         if "src" in m["vocab"]:
@@ -150,9 +154,13 @@ class ExportedModel:
         mask = np.arange(memory.shape[1])[None, :] < lens[:, None]  # (B, S)
         B = memory.shape[0]
         feed = np.zeros((B, self.hidden), np.float32)
-        return Memory(out["keys"], memory, mask), DecoderState(out["h0"], out["c0"], feed)
+        return Memory(out["keys"], memory, mask), DecoderState(
+            out["h0"], out["c0"], feed
+        )
 
-    def encode_text(self, src: np.ndarray, lens: np.ndarray) -> tuple[Memory, DecoderState]:
+    def encode_text(
+        self, src: np.ndarray, lens: np.ndarray
+    ) -> tuple[Memory, DecoderState]:
         """src int64 (B, S), lens (B,) -> attention memory, initial decoder state."""
         names = [o.name for o in self.encoder.get_outputs()]
         vals = self.encoder.run(None, {"src": src, "src_lens": lens.astype(np.int64)})
@@ -162,7 +170,9 @@ class ExportedModel:
         """feats float32 (B, T, F) normalised, lens (B,) -> {'memory' (B, S, E),
         'lengths' (B,), 'log_probs' (B, S, V), and with a decoder 'mem', 'state'}."""
         names = [o.name for o in self.encoder.get_outputs()]
-        vals = self.encoder.run(None, {"feats": feats, "lengths": lens.astype(np.int64)})
+        vals = self.encoder.run(
+            None, {"feats": feats, "lengths": lens.astype(np.int64)}
+        )
         out = dict(zip(names, vals, strict=True))
         res = {"memory": out["memory"], "lengths": out["out_lengths"]}
         (res["log_probs"],) = self.ctc.run(None, {"memory": out["memory"]})
