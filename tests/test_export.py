@@ -89,3 +89,154 @@ def test_manifest_and_files(text_export):
         assert (out / name).stat().st_size > 0
     pieces = (out / "tgt.vocab.txt").read_text().splitlines()
     assert len(pieces) == manifest["sizes"]["tgt_vocab_size"]
+
+
+# --- speech -----------------------------------------------------------------------
+
+
+def speech_extras(tone_bin: Path) -> tuple[dict[str, bytes], dict]:
+    from s2s.data.speech import SpeechData
+
+    data = SpeechData(tone_bin, "train")
+    extras = {"features": data.features.to_dict(), "cmvn": data.cmvn.to_dict()}
+    return {"tgt": data.vocab().proto}, extras
+
+
+@pytest.fixture(scope="module")
+def speech_exports(
+    tone_bin, tone_run, joint_run, tmp_path_factory
+) -> dict[str, tuple[Path, Path, Path]]:
+    """kind -> (checkpoint, LM checkpoint, export with the LM), for the trained tiny
+    ctc and joint models of conftest (trained: a random model's flat posteriors
+    tie too often for a comparison of searches) and a random LM."""
+    tmp = tmp_path_factory.mktemp("speech-export")
+    vocab, _ = speech_extras(tone_bin)
+    lm = random_checkpoint(
+        tmp / "lm.pt",
+        [
+            "model.task=lm",
+            "model.emb_dim=16",
+            "model.hidden_size=24",
+            "model.param_init=0.3",
+        ],
+        vocab,
+        seed=3,
+    )
+    runs = {}
+    for kind, run in (("ctc", tone_run), ("joint", joint_run)):
+        export_checkpoint(run / "best.pt", tmp / kind, lm=lm, log=lambda m: None)
+        runs[kind] = (run / "best.pt", lm, tmp / kind)
+    return runs
+
+
+def tone_waves(tone_raw: Path, n: int = 6) -> list[Path]:
+    return sorted((tone_raw / "wav").glob("valid*.wav"))[:n]
+
+
+SPEECH_CASES = {
+    "ctc-greedy": ("ctc", dict(mode="ctc", beam=1), False),
+    "ctc-prefix-beam": ("ctc", dict(mode="ctc", beam=4), False),
+    "ctc-prefix-lm": ("ctc", dict(mode="ctc", beam=3), True),
+    "ctc-windows": (
+        "ctc",
+        dict(mode="ctc", beam=2, chunk_seconds=0.7, chunk_overlap=0.2),
+        False,
+    ),
+    "joint": ("joint", dict(mode="joint", beam=3, ctc_weight=0.4), False),
+    "joint-lm-bonus": ("joint", dict(mode="joint", beam=2, length_bonus=0.5), True),
+    "attention": ("joint", dict(mode="attention", beam=3), False),
+    "ctc-of-joint": ("joint", dict(mode="ctc", beam=3), False),
+    "joint-segments": (
+        "joint",
+        dict(mode="joint", beam=2, chunk_seconds=0.7, chunk_overlap=0.3),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SPEECH_CASES))
+def test_transcribe_equals_torch(case, speech_exports, tone_raw):
+    from s2s_runtime.audio import load_audio as run_load
+    from s2s_runtime.transcribe import Transcriber as RunTranscriber
+
+    from s2s.data.audio import load_audio
+    from s2s.decode.transcribe import Transcriber
+    from s2s.train.checkpoint import load_lm_model, load_speech_model
+
+    kind, changes, with_lm = SPEECH_CASES[case]
+    ckpt, lm_path, out = speech_exports[kind]
+    model, cfg, vocab, features, cmvn = load_speech_model(ckpt)
+    dcfg = replace(cfg.decode, **changes)
+    lm = load_lm_model(lm_path)[0] if with_lm else None
+    want = Transcriber(
+        model, vocab, features, cmvn, dcfg, torch.device("cpu"), lm=lm, lm_weight=0.5
+    )
+    paths = tone_waves(tone_raw)
+    want = want.transcribe([load_audio(p, features.sample_rate) for p in paths])
+    run = ExportedModel(out)
+    got = RunTranscriber(run, {**run.decode, **changes}, 0.5 if with_lm else None)
+    got = got.transcribe([run_load(p, features.sample_rate) for p in paths])
+    assert got == want
+    assert any(want)
+
+
+def test_features_match_torch(tone_raw):
+    """The numpy front end equals torchaudio's within 1e-3 on log-mel values."""
+    from s2s_runtime.features import Features
+
+    from s2s.data.audio import load_audio
+    from s2s.data.speech import FeatureSettings
+
+    wave = load_audio(tone_waves(tone_raw, 1)[0], 16000)
+    noise = torch.from_numpy(
+        np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    )
+    for kind in ("fbank", "melspec"):
+        for mels, rate in ((80, 16000), (23, 8000)):
+            s = FeatureSettings(kind=kind, num_mels=mels, sample_rate=rate)
+            mine = Features(s.to_dict(), [0.0] * mels, [1.0] * mels)
+            for w in (wave, 0.1 * noise):
+                want = s.extractor()(w).numpy()
+                got = mine.log_mel(w.numpy())
+                assert got.shape == want.shape
+                np.testing.assert_allclose(got, want, atol=1e-3, rtol=0)
+
+
+def test_resample_matches_torchaudio():
+    import torchaudio
+    from s2s_runtime.audio import resample
+
+    w = np.random.default_rng(1).standard_normal(5000).astype(np.float32)
+    for orig, new in ((44100, 16000), (8000, 16000), (22050, 16000)):
+        want = torchaudio.functional.resample(torch.from_numpy(w), orig, new).numpy()
+        np.testing.assert_allclose(resample(w, orig, new), want, atol=1e-4)
+
+
+@pytest.mark.parametrize("subsample", ["stack", "conv"])
+def test_speech_graphs_equal_torch(subsample, tone_bin, tmp_path):
+    """Encoder (with padding, short inputs under the conv's 7 frames) and CTC head
+    of a random joint model equal the torch modules'."""
+    from s2s.train.checkpoint import load_speech_model
+
+    vocab, extras = speech_extras(tone_bin)
+    more = ["model.task=joint", f"model.subsample={subsample}", "model.enc_layers=2"]
+    ckpt = random_checkpoint(tmp_path / "m.pt", [*TINY_SPEECH, *more], vocab, extras)
+    export_checkpoint(ckpt, tmp_path / "out", log=lambda m: None)
+    model = load_speech_model(ckpt)[0]
+    run = ExportedModel(tmp_path / "out")
+    torch.manual_seed(0)
+    for T, lens in ((30, [30, 21, 9]), (6, [6, 3, 5])):
+        x, lengths = torch.randn(3, T, 20), torch.tensor(lens)
+        with torch.no_grad():
+            log_probs, out_lens, mem, state = model.encode_both(x, lengths)
+        got = run.encode_speech(x.numpy(), lengths.numpy())
+        assert got["lengths"].tolist() == out_lens.tolist()
+        for b, n in enumerate(out_lens.tolist()):
+            np.testing.assert_allclose(
+                got["log_probs"][b, :n], log_probs[b, :n], atol=1e-5
+            )
+            np.testing.assert_allclose(
+                got["mem"].keys[b, :n], mem.keys[b, :n], atol=1e-5
+            )
+        np.testing.assert_allclose(got["state"].h, state.h, atol=1e-5)
+        np.testing.assert_allclose(got["state"].c, state.c, atol=1e-5)
