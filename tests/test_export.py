@@ -16,13 +16,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from exported import TINY_SPEECH, TINY_TEXT, random_checkpoint  # noqa: E402
-from s2s_runtime.model import ExportedModel  # noqa: E402
-from s2s_runtime.translate import Translator as RunTranslator  # noqa: E402
-
 from s2s.data.binarized import read_meta  # noqa: E402
 from s2s.decode.translate import Translator  # noqa: E402
 from s2s.export.export import export_checkpoint  # noqa: E402
 from s2s.train.checkpoint import load_model  # noqa: E402
+from s2s_runtime.model import ExportedModel  # noqa: E402
+from s2s_runtime.translate import Translator as RunTranslator  # noqa: E402
 
 TEXT_VARIANTS = {
     "general-feed": ["model.attention=general", "model.input_feed=true"],
@@ -156,12 +155,11 @@ SPEECH_CASES = {
 
 @pytest.mark.parametrize("case", list(SPEECH_CASES))
 def test_transcribe_equals_torch(case, speech_exports, tone_raw):
-    from s2s_runtime.audio import load_audio as run_load
-    from s2s_runtime.transcribe import Transcriber as RunTranscriber
-
     from s2s.data.audio import load_audio
     from s2s.decode.transcribe import Transcriber
     from s2s.train.checkpoint import load_lm_model, load_speech_model
+    from s2s_runtime.audio import load_audio as run_load
+    from s2s_runtime.transcribe import Transcriber as RunTranscriber
 
     kind, changes, with_lm = SPEECH_CASES[case]
     ckpt, lm_path, out = speech_exports[kind]
@@ -182,10 +180,9 @@ def test_transcribe_equals_torch(case, speech_exports, tone_raw):
 
 def test_features_match_torch(tone_raw):
     """The numpy front end equals torchaudio's within 1e-3 on log-mel values."""
-    from s2s_runtime.features import Features
-
     from s2s.data.audio import load_audio
     from s2s.data.speech import FeatureSettings
+    from s2s_runtime.features import Features
 
     wave = load_audio(tone_waves(tone_raw, 1)[0], 16000)
     noise = torch.from_numpy(
@@ -204,6 +201,7 @@ def test_features_match_torch(tone_raw):
 
 def test_resample_matches_torchaudio():
     import torchaudio
+
     from s2s_runtime.audio import resample
 
     w = np.random.default_rng(1).standard_normal(5000).astype(np.float32)
