@@ -11,6 +11,7 @@ export leaves no half-written model.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -199,7 +200,13 @@ def _write_graphs(graphs: dict, directory: Path, precision: str) -> dict[str, st
 
             fp32 = directory / f"{name}.fp32.onnx"
             path.rename(fp32)
-            quantize_dynamic(fp32, path, weight_type=QuantType.QInt8)
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # its advice to pre-process is for CNNs
+            try:
+                quantize_dynamic(fp32, path, weight_type=QuantType.QInt8)
+            finally:
+                root.setLevel(level)
             fp32.unlink()
         try:
             onnx.checker.check_model(str(path), full_check=precision == "fp32")
