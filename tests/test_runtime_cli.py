@@ -91,9 +91,13 @@ def text_model(toy_bin, tmp_path_factory) -> tuple[Path, Path]:
 @pytest.mark.parametrize(
     "extra", [[], ["--beam", "1"], ["--beam", "3", "--nbest", "2"]]
 )
-def test_run_translate_without_torch(text_model, toy_raw, no_torch_env, extra):
+def test_run_translate_without_torch(
+    text_model, toy_raw, no_torch_env, extra, tmp_path
+):
     ckpt, out = text_model
-    src = toy_raw / "test.de"
+    src = tmp_path / "test.de"  # with what s2s's line reader cleans up
+    odd = "\ufeffeins \t zwei  \r\n   \nrot\u00a0haus\n\n"
+    src.write_text((toy_raw / "test.de").read_text() + odd, newline="")
     want = run_s2s(
         ["translate", "--checkpoint", str(ckpt), "--input", str(src), *extra]
     )
@@ -190,6 +194,8 @@ def test_export_refusals(text_model, tmp_path, no_torch_env):
         assert result.exit_code == 1, result.output
         assert msg in result.output.lower() and "Traceback" not in result.output
     assert (busy / "notes.txt").read_text() == "mine"
+    bad = tmp_path / "bad.de"
+    bad.write_bytes(b"eins\nzwei \xff\n")
     # the runtime refuses what a model cannot do, in one line
     for args, msg in (
         (["transcribe", "--model", str(out), "x.wav"], "translation model"),
@@ -197,7 +203,11 @@ def test_export_refusals(text_model, tmp_path, no_torch_env):
         (["translate", "--model", str(tmp_path)], "manifest.json"),
         (
             ["translate", "--model", str(out), "--input", str(tmp_path / "no")],
-            "cannot read",
+            "cannot open",
+        ),
+        (
+            ["translate", "--model", str(out), "--input", str(bad)],
+            "bad.de:2: not valid",
         ),
     ):
         r = run_runtime(no_torch_env, args, stdin="eins\n")

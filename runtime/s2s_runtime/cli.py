@@ -88,25 +88,9 @@ def _open_output(output: str):
         raise RunError(f"{output}: cannot write: {e.strerror}") from None
 
 
-def _lines(path: str):
-    if path == "-":
-        for line in sys.stdin:
-            yield line.rstrip("\r\n")
-        return
-    n = 0
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                n += 1
-                yield line.rstrip("\r\n")
-    except OSError as e:
-        raise RunError(f"{path}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise RunError(f"{path}: not valid UTF-8 after line {n}") from None
-
-
 def translate(args: argparse.Namespace) -> None:
     from s2s_runtime.model import ExportedModel
+    from s2s_runtime.text import iter_lines
     from s2s_runtime.translate import Translator
 
     model = ExportedModel(args.model, args.threads)
@@ -120,7 +104,7 @@ def translate(args: argparse.Namespace) -> None:
     out = _open_output(args.output)
     t0, n = time.time(), 0
     try:
-        stream = translator.translate_stream(_lines(args.input), source=name)
+        stream = translator.translate_stream(iter_lines(args.input), source=name)
         for n, hyps in enumerate(stream, 1):
             if cfg["nbest"] == 1:
                 out.write(hyps[0][0] + "\n")
