@@ -92,6 +92,9 @@ def export_checkpoint(
         for name, data in files.items():
             (tmp / name).write_bytes(data)
         _write_json(tmp / "manifest.json", manifest)
+        for path in tmp.iterdir():  # all on disk before the rename makes them visible
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
