@@ -120,7 +120,15 @@ class ExportedModel:
                 f"{path}: format version {version}; this runtime reads "
                 f"{FORMAT_VERSION} (export again, or update s2s-runtime)"
             )
-        m = self.manifest
+        try:
+            self._load(self.manifest, threads)
+        except (KeyError, TypeError, ValueError) as e:
+            raise RunError(
+                f"{path}: malformed manifest ({e!r} is missing or bad); export again"
+            ) from None
+
+    def _load(self, m: dict[str, Any], threads: int) -> None:
+        """Sessions and vocabularies named by manifest `m`."""
         self.kind: str = m["kind"]
         self.decode: dict[str, Any] = m["decode"]
         graphs = {k: self.directory / v for k, v in m["graphs"].items()}
