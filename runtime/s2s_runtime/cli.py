@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as e:  # a full `s2s` install without its export extra
+        print(
+            f"error: s2s-run needs {e.name}: pip install ./runtime (or 's2s[export]')",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
