@@ -19,12 +19,12 @@ test: install
 	$(BIN)/python -m pytest
 
 check: install
-	$(BIN)/ruff check s2s tests benchmarks recipes
-	$(BIN)/ruff format --check s2s tests benchmarks recipes
+	$(BIN)/ruff check s2s runtime tests benchmarks recipes
+	$(BIN)/ruff format --check s2s runtime tests benchmarks recipes
 
 format: install
-	$(BIN)/ruff format s2s tests benchmarks recipes
-	$(BIN)/ruff check --fix s2s tests benchmarks recipes
+	$(BIN)/ruff format s2s runtime tests benchmarks recipes
+	$(BIN)/ruff check --fix s2s runtime tests benchmarks recipes
 
 # German->English: fetch the recipe's data from Debian packages, prepare it, train the
 # CPU config for 12 minutes, translate a few test sentences, score the whole test set.

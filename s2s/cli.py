@@ -287,6 +287,35 @@ def average(
     typer.echo(f"averaged {', '.join(p.name for p in used)} into {out}", err=True)
 
 
+class ExportPrecision(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
+
+
+@app.command()
+@friendly
+def export(
+    checkpoint: Annotated[
+        Path, typer.Option(help="Checkpoint (.pt): translation, ctc or joint")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory to write (for s2s-run)")],
+    precision: Annotated[
+        ExportPrecision,
+        typer.Option(help="int8: onnxruntime dynamic quantization of every graph"),
+    ] = ExportPrecision.fp32,
+    lm: Annotated[
+        Path | None,
+        typer.Option(
+            help="LM checkpoint to add for shallow fusion (s2s-run --lm-weight)"
+        ),
+    ] = None,
+) -> None:
+    """Export a checkpoint to ONNX: a directory `s2s-run` decodes without torch."""
+    from s2s.export.export import export_checkpoint
+
+    export_checkpoint(checkpoint, out, precision.value, lm, log=_info)
+
+
 @config_app.command("show")
 @friendly
 def config_show(

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The torch-free runtime is its own distribution (runtime/); tests import it in place.
+sys.path.insert(0, str(Path(__file__).parent.parent / "runtime"))
 from toy import write_tone_corpus, write_toy_corpus  # noqa: E402
 
 # One thread: tests are tiny, and spare threads only contend on a 2-core machine.

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("s2s.models",),
     ("s2s.checkpoint", "s2s.device", "s2s.memory", "s2s.precision", "s2s.metrics"),
     ("s2s.info",),
-    ("s2s.decode", "s2s.viz"),
+    ("s2s.decode", "s2s.viz", "s2s.export"),
     ("s2s.train",),
     ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.__main__"),
 ]

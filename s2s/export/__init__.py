@@ -1,0 +1,1 @@
+"""Export to ONNX for the torch-free runtime (`s2s export`, `s2s-run`)."""
