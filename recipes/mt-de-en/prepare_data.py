@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build a X<->English parallel corpus from Debian packages (standard library only).
 
-Sources (all taken from Debian binary packages, fetched with ``apt-get download``):
+Sources (Debian binary packages, fetched and unpacked by ../common/debian.py, read
+by corpus_sources.py):
 
   help  LibreOffice offline help (libreoffice-help-en-us + libreoffice-help-<xx>),
         paragraphs joined on (page, element id).                      MPL-2.0
