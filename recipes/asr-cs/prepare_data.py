@@ -21,7 +21,8 @@ speaker), data/all.tsv, data/stats.json.  path points at the original Ogg
 files under work/ (relative to data/), or with --wav16k at 16 kHz mono WAV
 copies in data/audio/.  The split is by level (no level in two
 splits), deterministic, about 80/10/10 of the utterances.  Resumable: the .deb
-downloads and their extraction are skipped when already done.
+downloads and their extraction (recipes/common/debian.py) are skipped
+when already done.
 
 Text normalisation (column `text`; `raw_text` keeps the subtitle as written):
   Unicode NFC, lowercase; "&" -> " a "; every character that is not a letter
@@ -35,12 +36,18 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 import sys
 import unicodedata
 
+from lua_dialogs import parse_dialog_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common.debian import DebianError, fetch  # noqa: E402  (recipes/ is on the path now)
+
+# The transcripts are in the first package, the Czech audio in the second.
 PACKAGES = ["fillets-ng-data", "fillets-ng-data-cs"]
 GAME_DIR = os.path.join("usr", "share", "games", "fillets-ng")
+
 
 # script/share/<prefix>dialogs_cs.lua -> sound/share/<dir>/cs (from the
 # dialogLoad(...) calls in script/share/*.lua)
@@ -56,315 +63,11 @@ SPLIT_FRACTIONS = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
 
 
 # --------------------------------------------------------------------------
-# downloading / extracting the Debian packages (resumable)
+# pairing transcripts with audio
 
 
-def run(cmd, cwd=None):
-    print("+", " ".join(cmd), flush=True)
-    subprocess.run(cmd, cwd=cwd, check=True)
-
-
-def fetch_packages(work):
-    deb_dir = os.path.join(work, "debs")
-    ext_dir = os.path.join(work, "extracted")
-    os.makedirs(deb_dir, exist_ok=True)
-    os.makedirs(ext_dir, exist_ok=True)
-    versions = {}
-    for pkg in PACKAGES:
-        debs = sorted(
-            f
-            for f in os.listdir(deb_dir)
-            if f.startswith(pkg + "_") and f.endswith(".deb")
-        )
-        if not debs:
-            run(["apt-get", "download", pkg], cwd=deb_dir)
-            debs = sorted(
-                f
-                for f in os.listdir(deb_dir)
-                if f.startswith(pkg + "_") and f.endswith(".deb")
-            )
-        if not debs:
-            sys.exit(f"could not download {pkg} (run `apt-get update` first?)")
-        deb = debs[-1]
-        versions[pkg] = deb[len(pkg) + 1 :].rsplit("_", 1)[0]
-        stamp = os.path.join(ext_dir, ".done-" + deb)
-        if not os.path.exists(stamp):
-            run(["dpkg-deb", "-x", os.path.join(deb_dir, deb), ext_dir])
-            open(stamp, "w").close()
-        else:
-            print("already extracted:", deb)
-    return os.path.join(ext_dir, GAME_DIR), versions
-
-
-# --------------------------------------------------------------------------
-# a minimal Lua lexer
-
-_ESCAPES = {
-    "a": "\a",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-    "\\": "\\",
-    '"': '"',
-    "'": "'",
-    "\n": "\n",
-}
-
-
-class LuaSyntaxError(Exception):
-    pass
-
-
-def _read_short_string(src, i):
-    """src[i] is the opening quote; return (decoded str, index after close)."""
-    quote = src[i]
-    i += 1
-    out = []
-    raw = bytearray()  # pending bytes from \ddd / \xXX escapes
-
-    def flush():
-        if raw:
-            out.append(raw.decode("utf-8", errors="replace"))
-            raw.clear()
-
-    while True:
-        if i >= len(src):
-            raise LuaSyntaxError("unterminated string")
-        c = src[i]
-        if c == quote:
-            flush()
-            return "".join(out), i + 1
-        if c == "\n":
-            raise LuaSyntaxError("newline in short string")
-        if c == "\\":
-            n = src[i + 1]
-            if n in _ESCAPES:
-                flush()
-                out.append(_ESCAPES[n])
-                i += 2
-            elif n.isdigit():
-                m = re.match(r"\d{1,3}", src[i + 1 :])
-                raw.append(int(m.group()) & 0xFF)
-                i += 1 + len(m.group())
-            elif n == "x":
-                raw.append(int(src[i + 2 : i + 4], 16))
-                i += 4
-            elif n == "z":
-                flush()
-                i += 2
-                while i < len(src) and src[i].isspace():
-                    i += 1
-            else:
-                raise LuaSyntaxError(f"bad escape \\{n}")
-            continue
-        flush()
-        out.append(c)
-        i += 1
-
-
-def _long_bracket(src, i):
-    """If src[i:] opens a long bracket [==[, return its level, else None."""
-    m = re.match(r"\[(=*)\[", src[i:])
-    return len(m.group(1)) if m else None
-
-
-def lua_tokens(src):
-    """Yield (kind, value, line) with kind in name/string/number/op."""
-    i, n = 0, len(src)
-    line = 1
-    while i < n:
-        c = src[i]
-        if c == "\n":
-            line += 1
-            i += 1
-        elif c.isspace() or c == "\ufeff":
-            i += 1
-        elif src.startswith("--", i):
-            lvl = _long_bracket(src, i + 2)
-            if lvl is not None:
-                close = "]" + "=" * lvl + "]"
-                j = src.find(close, i)
-                if j < 0:
-                    raise LuaSyntaxError("unterminated long comment")
-                line += src.count("\n", i, j)
-                i = j + len(close)
-            else:
-                j = src.find("\n", i)
-                i = n if j < 0 else j
-        elif c in "\"'":
-            s, j = _read_short_string(src, i)
-            yield "string", s, line
-            i = j
-        elif c == "[" and _long_bracket(src, i) is not None:
-            lvl = _long_bracket(src, i)
-            close = "]" + "=" * lvl + "]"
-            start = i + lvl + 2
-            j = src.find(close, start)
-            if j < 0:
-                raise LuaSyntaxError("unterminated long string")
-            s = src[start:j]
-            if s.startswith("\r\n"):
-                s = s[2:]
-            elif s.startswith("\n"):
-                s = s[1:]
-            yield "string", s, line
-            line += src.count("\n", i, j)
-            i = j + len(close)
-        elif c.isalpha() or c == "_":
-            m = re.match(r"[A-Za-z_][A-Za-z0-9_]*", src[i:])
-            yield "name", m.group(), line
-            i += len(m.group())
-        elif c.isdigit():
-            m = re.match(r"[0-9][0-9A-Za-z_.]*", src[i:])
-            yield "number", m.group(), line
-            i += len(m.group())
-        elif src.startswith("...", i):
-            yield "op", "...", line
-            i += 3
-        elif src.startswith("..", i):
-            yield "op", "..", line
-            i += 2
-        else:
-            yield "op", c, line
-            i += 1
-
-
-def parse_dialog_file(path):
-    """Return [(id, english, czech_or_None, line)] and a list of warnings.
-
-    Understands calls  dialogId(<str>, <str>, <str>)  and  dialogStr(<str>)
-    where <str> is a string literal or a `..` concatenation of literals;
-    the parenthesis-less call forms f"..." are accepted too.  Anything else
-    in the file is reported as a warning.
-    """
-    with open(path, encoding="utf-8") as f:
-        src = f.read()
-    toks = list(lua_tokens(src))
-    warnings = []
-    entries = []
-    pos = 0
-
-    def expr(p):
-        if toks[p][0] != "string":
-            raise LuaSyntaxError(
-                f"{path}:{toks[p][2]}: expected string, got {toks[p][1]!r}"
-            )
-        parts = [toks[p][1]]
-        p += 1
-        while p < len(toks) and toks[p] == ("op", "..", toks[p][2]):
-            if toks[p + 1][0] != "string":
-                raise LuaSyntaxError(f"{path}:{toks[p][2]}: non-literal concatenation")
-            parts.append(toks[p + 1][1])
-            p += 2
-        return "".join(parts), p
-
-    while pos < len(toks):
-        kind, val, line = toks[pos]
-        if kind == "name" and val in ("dialogId", "dialogStr"):
-            args = []
-            p = pos + 1
-            if toks[p][0] == "string":  # f"..." call form
-                args.append(toks[p][1])
-                p += 1
-            else:
-                if toks[p][1] != "(":
-                    raise LuaSyntaxError(f"{path}:{line}: expected (")
-                p += 1
-                while toks[p][1] != ")":
-                    a, p = expr(p)
-                    args.append(a)
-                    if toks[p][1] == ",":
-                        p += 1
-                p += 1
-            if val == "dialogId":
-                if len(args) != 3:
-                    warnings.append(f"{path}:{line}: dialogId with {len(args)} args")
-                entries.append([args[0], args[2] if len(args) > 2 else "", None, line])
-            else:
-                if not entries:
-                    warnings.append(f"{path}:{line}: dialogStr before dialogId")
-                elif entries[-1][2] is not None:
-                    warnings.append(
-                        f"{path}:{line}: second dialogStr for "
-                        f"{entries[-1][0]} (kept first)"
-                    )
-                else:
-                    entries[-1][2] = args[0] if args else ""
-            pos = p
-        else:
-            if kind != "op" or val not in (";",):
-                warnings.append(f"{path}:{line}: unexpected token {val!r}")
-            pos += 1
-    return [tuple(e) for e in entries], warnings
-
-
-# --------------------------------------------------------------------------
-# normalisation
-
-
-def normalize(text):
-    t = unicodedata.normalize("NFC", text).lower()
-    t = t.replace("\u2019", "'").replace("`", "'").replace("&", " a ")
-    t = "".join(ch if (ch.isalpha() or ch.isdigit() or ch == "'") else " " for ch in t)
-    # keep apostrophes only inside words (e.g. o'clock); drop quote marks
-    t = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", t)
-    return " ".join(t.split())
-
-
-# --------------------------------------------------------------------------
-
-
-def guess_speaker(did):
-    """Heuristic from the id naming convention: m = small fish (female
-    voice), v = big fish (male voice), other = anyone else."""
-    parts = did.split("-")
-    for p in parts:
-        if p in ("m", "v"):
-            return p
-    return "other"
-
-
-def _is_latin(ch):
-    return unicodedata.name(ch, "").startswith("LATIN")
-
-
-def soundfile_info(path):
-    import soundfile
-
-    info = soundfile.info(path)
-    return info.frames / info.samplerate, info.samplerate, info.channels
-
-
-def convert_wav16k(src, dst):
-    """Decode Ogg, downmix to mono, resample to 16 kHz (FFT band-limited
-    resampling of the whole clip; clips are <= 30 s), write 16-bit WAV."""
-    import numpy as np
-    import soundfile
-
-    if os.path.exists(dst):
-        info = soundfile.info(dst)
-        return info.frames / info.samplerate
-    x, sr = soundfile.read(src, dtype="float64", always_2d=True)
-    x = x.mean(axis=1)
-    n = len(x)
-    m = int(round(n * 16000 / sr))
-    y = np.fft.irfft(np.fft.rfft(x)[: m // 2 + 1], m) * (m / n)
-    peak = np.abs(y).max()
-    if peak > 0.999:
-        y *= 0.999 / peak
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    soundfile.write(dst + ".part.wav", y, 16000, subtype="PCM_16")
-    os.replace(dst + ".part.wav", dst)
-    return m / 16000
-
-
-def collect(game_dir):
+def collect(script_dir, sound_dir):
     """Pair every dialog id with its Czech text and audio file."""
-    script_dir = os.path.join(game_dir, "script")
-    sound_dir = os.path.join(game_dir, "sound")
     texts = {}  # (sound_prefix, id) -> (czech, english, script file)
     warnings = []
     n_dialog_ids = 0
@@ -420,6 +123,67 @@ def collect(game_dir):
     )
 
 
+def normalize(text):
+    t = unicodedata.normalize("NFC", text).lower()
+    t = t.replace("\u2019", "'").replace("`", "'").replace("&", " a ")
+    t = "".join(ch if (ch.isalpha() or ch.isdigit() or ch == "'") else " " for ch in t)
+    # keep apostrophes only inside words (e.g. o'clock); drop quote marks
+    t = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", t)
+    return " ".join(t.split())
+
+
+def guess_speaker(did):
+    """Heuristic from the id naming convention: m = small fish (female
+    voice), v = big fish (male voice), other = anyone else."""
+    parts = did.split("-")
+    for p in parts:
+        if p in ("m", "v"):
+            return p
+    return "other"
+
+
+def _is_latin(ch):
+    return unicodedata.name(ch, "").startswith("LATIN")
+
+
+# --------------------------------------------------------------------------
+# audio
+
+
+def soundfile_info(path):
+    import soundfile
+
+    info = soundfile.info(path)
+    return info.frames / info.samplerate, info.samplerate, info.channels
+
+
+def convert_wav16k(src, dst):
+    """Decode Ogg, downmix to mono, resample to 16 kHz (FFT band-limited
+    resampling of the whole clip; clips are <= 30 s), write 16-bit WAV."""
+    import numpy as np
+    import soundfile
+
+    if os.path.exists(dst):
+        info = soundfile.info(dst)
+        return info.frames / info.samplerate
+    x, sr = soundfile.read(src, dtype="float64", always_2d=True)
+    x = x.mean(axis=1)
+    n = len(x)
+    m = int(round(n * 16000 / sr))
+    y = np.fft.irfft(np.fft.rfft(x)[: m // 2 + 1], m) * (m / n)
+    peak = np.abs(y).max()
+    if peak > 0.999:
+        y *= 0.999 / peak
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    soundfile.write(dst + ".part.wav", y, 16000, subtype="PCM_16")
+    os.replace(dst + ".part.wav", dst)
+    return m / 16000
+
+
+# --------------------------------------------------------------------------
+# splitting, writing, the steps of main
+
+
 def split_levels(level_counts):
     """Deterministic level split with ~80/10/10 utterances.
 
@@ -451,7 +215,7 @@ def split_levels(level_counts):
     return out
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="work", help="download/extract directory")
     ap.add_argument("--out", default="data", help="output directory")
@@ -470,25 +234,12 @@ def main():
         "the manifests at them (default: the original Ogg files, "
         "22.05/44.1 kHz, some stereo)",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    game_dir, versions = fetch_packages(args.work)
-    texts, audio, info = collect(game_dir)
-    for w in info["warnings"]:
-        print("WARNING:", w)
 
-    audio_no_text = sorted("{}/{}".format(*k) for k in audio if k not in texts)
-    text_no_audio = sorted("{}/{}".format(*k) for k in texts if k not in audio)
-    print(
-        f"dialog ids in dialogs_cs files: {info['n_dialog_ids']} "
-        f"(empty Czech text: {len(info['empty_text'])}, "
-        f"duplicates: {len(info['duplicate_ids'])})"
-    )
-    print(f"Czech audio files: {len(audio)}, ids with Czech text: {len(texts)}")
-    print(f"audio without text: {len(audio_no_text)}  {audio_no_text[:20]}")
-    print(f"text without audio: {len(text_no_audio)}  (first: {text_no_audio[:10]})")
-
-    os.makedirs(args.out, exist_ok=True)
+def make_rows(texts, audio, args):
+    """One row per utterance with text and audio that passes the filters;
+    returns (rows, dropped) with dropped a list of (id, reason)."""
     out_abs = os.path.abspath(args.out)
     rows = []
     dropped = []
@@ -534,15 +285,68 @@ def main():
                 channels=ch,
             )
         )
-    for uid, why in dropped:
-        print("dropped", uid, why)
+    return rows, dropped
 
-    # outliers: characters per second
+
+def rate_outliers(rows):
+    """Set each row's chars/s ("cps"); return the median and the rows beyond
+    3x or 1/3 of it."""
     for r in rows:
         r["cps"] = len(r["text"]) / r["duration"]
     cps_sorted = sorted(r["cps"] for r in rows)
     med = cps_sorted[len(cps_sorted) // 2]
     outliers = [r for r in rows if r["cps"] > 3 * med or r["cps"] < med / 3]
+    return med, outliers
+
+
+def write_manifest(path, rows):
+    cols = ["id", "path", "duration", "text", "raw_text", "level", "speaker"]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\t".join(cols) + "\n")
+        for r in rows:
+            vals = [
+                r["id"],
+                r["path"],
+                "{:.3f}".format(r["duration"]),
+                r["text"],
+                r["raw_text"],
+                r["level"],
+                r["speaker"],
+            ]
+            assert not any("\t" in v or "\n" in v for v in vals)
+            f.write("\t".join(vals) + "\n")
+
+
+def main():
+    args = parse_args()
+    try:
+        packages = fetch(PACKAGES, args.work)
+    except DebianError as e:
+        sys.exit(f"ERROR: {e}")
+    versions = {p: packages[p].version for p in PACKAGES}
+    texts, audio, info = collect(
+        os.path.join(packages["fillets-ng-data"].root, GAME_DIR, "script"),
+        os.path.join(packages["fillets-ng-data-cs"].root, GAME_DIR, "sound"),
+    )
+    for w in info["warnings"]:
+        print("WARNING:", w)
+
+    audio_no_text = sorted("{}/{}".format(*k) for k in audio if k not in texts)
+    text_no_audio = sorted("{}/{}".format(*k) for k in texts if k not in audio)
+    print(
+        f"dialog ids in dialogs_cs files: {info['n_dialog_ids']} "
+        f"(empty Czech text: {len(info['empty_text'])}, "
+        f"duplicates: {len(info['duplicate_ids'])})"
+    )
+    print(f"Czech audio files: {len(audio)}, ids with Czech text: {len(texts)}")
+    print(f"audio without text: {len(audio_no_text)}  {audio_no_text[:20]}")
+    print(f"text without audio: {len(text_no_audio)}  (first: {text_no_audio[:10]})")
+
+    os.makedirs(args.out, exist_ok=True)
+    rows, dropped = make_rows(texts, audio, args)
+    for uid, why in dropped:
+        print("dropped", uid, why)
+    med, outliers = rate_outliers(rows)
     print(
         f"median chars/s {med:.1f}; {len(outliers)} outliers (cps <1/3 or >3x median):"
     )
@@ -557,7 +361,6 @@ def main():
         level_counts[r["level"]] = level_counts.get(r["level"], 0) + 1
     assign = split_levels(level_counts)
 
-    cols = ["id", "path", "duration", "text", "raw_text", "level", "speaker"]
     stats = dict(
         packages=versions,
         normalisation=__doc__.split("Text normalisation")[1].strip(),
@@ -588,28 +391,11 @@ def main():
         cps_outliers=[r["id"] for r in outliers],
         splits={},
     )
-
-    def write(name, rs):
-        with open(os.path.join(args.out, name + ".tsv"), "w", encoding="utf-8") as f:
-            f.write("\t".join(cols) + "\n")
-            for r in rs:
-                vals = [
-                    r["id"],
-                    r["path"],
-                    "{:.3f}".format(r["duration"]),
-                    r["text"],
-                    r["raw_text"],
-                    r["level"],
-                    r["speaker"],
-                ]
-                assert not any("\t" in v or "\n" in v for v in vals)
-                f.write("\t".join(vals) + "\n")
-
-    write("all", rows)
+    write_manifest(os.path.join(args.out, "all.tsv"), rows)
     print(f"{'split':<6} {'utts':>6} {'minutes':>8} {'levels':>6} {'words':>6}")
     for name, _ in SPLIT_FRACTIONS:
         rs = [r for r in rows if assign[r["level"]] == name]
-        write(name, rs)
+        write_manifest(os.path.join(args.out, name + ".tsv"), rs)
         levels = sorted({r["level"] for r in rs})
         mins = sum(r["duration"] for r in rs) / 60
         words = sum(len(r["text"].split()) for r in rs)

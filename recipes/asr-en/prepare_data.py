@@ -42,7 +42,6 @@ Usage:
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -52,471 +51,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 
-SR = 16000
-
-# --------------------------------------------------------------------------
-# voices
-
-ESPEAK_ACCENTS = [
-    "en-us",
-    "en-gb",
-    "en-gb-scotland",
-    "en-gb-x-rp",
-    "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd",
-    "en-029",
-    "en-us-nyc",
-]
-ESPEAK_VARIANTS = [
-    "",
-    "m1",
-    "m2",
-    "m3",
-    "m4",
-    "m5",
-    "m6",
-    "m7",
-    "f1",
-    "f2",
-    "f3",
-    "f4",
-    "f5",
-    "klatt",
-    "klatt2",
-    "klatt3",
-]
-FLITE_VOICES = ["kal16", "awb", "rms", "slt"]
-FESTIVAL_VOICES = ["kal_diphone", "ked_diphone"]
-# probability of picking an engine for a training utterance (espeak has many
-# more voices, so voices are not drawn uniformly)
-ENGINE_WEIGHTS = {"espeak": 0.5, "flite": 0.3, "festival": 0.2}
-
-
-def all_voices():
-    v = [
-        "espeak:{}{}".format(a, "+" + var if var else "")
-        for a in ESPEAK_ACCENTS
-        for var in ESPEAK_VARIANTS
-    ]
-    v += ["flite:" + x for x in FLITE_VOICES]
-    v += ["festival:" + x for x in FESTIVAL_VOICES]
-    return v
-
-
-# --------------------------------------------------------------------------
-# spoken form and normalisation
-
-ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-TENS = [
-    "",
-    "",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-]
-ORD_EXC = {
-    "one": "first",
-    "two": "second",
-    "three": "third",
-    "five": "fifth",
-    "eight": "eighth",
-    "nine": "ninth",
-    "twelve": "twelfth",
-}
-
-
-def cardinal(n):
-    if n < 20:
-        return ONES[n]
-    if n < 100:
-        return TENS[n // 10] + ("" if n % 10 == 0 else " " + ONES[n % 10])
-    if n < 1000:
-        rest = n % 100
-        return ONES[n // 100] + " hundred" + (" " + cardinal(rest) if rest else "")
-    for div, name in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
-        if n >= div:
-            rest = n % div
-            return (
-                cardinal(n // div) + " " + name + (" " + cardinal(rest) if rest else "")
-            )
-    raise ValueError(n)
-
-
-def ordinal(n):
-    words = cardinal(n).split()
-    last = words[-1]
-    if last in ORD_EXC:
-        last = ORD_EXC[last]
-    elif last.endswith("y"):
-        last = last[:-1] + "ieth"
-    else:
-        last += "th"
-    return " ".join(words[:-1] + [last])
-
-
-def year(n):
-    """1984 -> nineteen eighty four, 2005 -> two thousand five,
-    1900 -> nineteen hundred"""
-    if 2000 <= n <= 2009:
-        return cardinal(n)
-    hi, lo = divmod(n, 100)
-    if lo == 0:
-        return cardinal(hi) + " hundred"
-    if lo < 10:
-        return cardinal(hi) + " oh " + cardinal(lo)
-    return cardinal(hi) + " " + cardinal(lo)
-
-
-def digits_words(s):
-    return " ".join(ONES[int(c)] for c in s)
-
-
-ABBREV = {
-    "mr.": "mister",
-    "mrs.": "missus",
-    "dr.": "doctor",
-    "st.": "saint",
-    "vs.": "versus",
-    "etc.": "et cetera",
-    "e.g.": "for example",
-    "i.e.": "that is",
-}
-CURRENCY = {"$": "dollars", "€": "euros", "£": "pounds"}
-SUBUNIT = {"$": ("cent", "cents"), "€": ("cent", "cents"), "£": ("penny", "pence")}
-SYMBOLS = {
-    "&": " and ",
-    "%": " percent ",
-    "+": " plus ",
-    "=": " equals ",
-    "@": None,
-    "#": None,
-    "/": None,
-    "\\": None,
-    "|": None,
-    "<": None,
-    ">": None,
-    "*": None,
-    "_": None,
-    "~": None,
-    "^": None,
-    "[": " ",
-    "]": " ",
-    "{": None,
-    "}": None,
-}
-MAX_NUMBER = 10**9
-
-
-def _number_token(m):
-    """Spell one numeric token (called from re.sub); raise ValueError to drop."""
-    cur, num, suffix = m.group("cur"), m.group("num"), m.group("suf") or ""
-    plain = num.replace(",", "")
-    if suffix and (suffix.lower() not in ("st", "nd", "rd", "th", "s") or "." in plain):
-        raise ValueError("number")
-    if "," in num and not re.fullmatch(r"\d{1,3}(,\d{3})+(\.\d+)?", num):
-        raise ValueError("number")
-    if "." in plain:
-        ip, fp = plain.split(".")
-        if len(fp) > 3 or int(ip) >= MAX_NUMBER:
-            raise ValueError("number")
-        if cur:  # $5.50 -> five dollars fifty cents
-            if len(fp) != 2:
-                raise ValueError("number")
-            unit, sub = CURRENCY[cur], SUBUNIT[cur]
-            words = cardinal(int(ip)) + " " + (unit[:-1] if int(ip) == 1 else unit)
-            if int(fp):
-                words += (
-                    " " + cardinal(int(fp)) + " " + (sub[0] if int(fp) == 1 else sub[1])
-                )
-            return " " + words + " "
-        words = cardinal(int(ip)) + " point " + digits_words(fp)
-    else:
-        n = int(plain)
-        if n >= MAX_NUMBER or (len(plain) > 1 and plain[0] == "0"):
-            raise ValueError("number")
-        low = suffix.lower()
-        if low in ("st", "nd", "rd", "th"):
-            if cur:
-                raise ValueError("number")
-            return " " + ordinal(n) + " "
-        if low == "s" and len(plain) == 4 and plain.endswith("0"):  # 1960s
-            w = year(n)
-            return " " + (w[:-1] + "ies" if w.endswith("y") else w + "s") + " "
-        if suffix:
-            raise ValueError("number")
-        if "," not in num and len(plain) == 4 and 1100 <= n <= 2099 and not cur:
-            words = year(n)
-        else:
-            words = cardinal(n)
-    if cur:
-        words += " " + (CURRENCY[cur][:-1] if plain == "1" else CURRENCY[cur])
-    return " " + words + " "
-
-
-NUM_RE = re.compile(
-    r"(?P<cur>[$€£])?(?<![\w.])(?P<num>\d[\d,]*(?:\.\d+)?)(?P<suf>[A-Za-z]+)?(?![\w])"
+from spoken_form import normalize, prepare_sentence
+from tts import (
+    ENGINE_WEIGHTS,
+    SR,
+    all_voices,
+    check_tools,
+    seeded_rng,
+    synthesize,
+    tool_versions,
 )
 
-
-def spoken_form(sentence):
-    """Return (tts_text, None) or (None, reason)."""
-    s = unicodedata.normalize("NFKC", sentence).strip()
-    s = (
-        s.replace("\u2019", "'")
-        .replace("\u2018", "'")
-        .replace("`", "'")
-        .replace("\u201c", '"')
-        .replace("\u201d", '"')
-        .replace("\u2014", " - ")
-        .replace("\u2013", " - ")
-        .replace("\u2026", "...")
-    )
-    # strip accents (café -> cafe); other scripts -> drop
-    s = "".join(
-        c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c)
-    )
-    if any(ord(c) > 127 and c not in CURRENCY for c in s):
-        return None, "non-ascii"
-    if re.search(r"\d[:/]\d|\d-\d|\d\.\d+\.\d", s):
-        return None, "time-date-range"
-    if re.search(r"https?:|www\.|\S@\S|\.(com|org|net|html?)\b|\w/\w|/\w", s):
-        return None, "url-or-path"
-    # abbreviations
-    for ab, full in ABBREV.items():
-        pat = r"(?<![\w.])" + re.escape(ab).replace(r"\.", r"\.") + r"(?=[\s,;:]|$)"
-        if re.search(pat, s, flags=re.I):
-            s = re.sub(pat, full, s, flags=re.I)
-    # a dotted token left (U.S., a.m., 3.x) -> drop
-    if re.search(r"\b[A-Za-z]\.[A-Za-z]\.", s):
-        return None, "abbreviation"
-    if re.search(r"\d", s):
-        try:
-            s = NUM_RE.sub(_number_token, s)
-        except ValueError:
-            return None, "number"
-        if re.search(r"\d", s):
-            return None, "number"
-    for sym, rep in SYMBOLS.items():
-        if sym in s:
-            if rep is None:
-                return None, "symbol"
-            s = s.replace(sym, rep)
-    if re.search(r"[$€£]", s):
-        return None, "symbol"
-    # capitals: "WOULD" (emphasis) -> would; short acronyms (EU, BBC) -> drop
-    toks = []
-    for tok in s.split():
-        core = re.sub(r"[^A-Za-z']", "", tok)
-        letters = core.replace("'", "")
-        if len(letters) >= 2 and letters.isupper():
-            if (
-                re.sub(r"'S$", "", core).isupper()
-                and len(letters) >= 4
-                and re.search(r"[AEIOUY]", letters)
-                and not re.search(r"[^AEIOUY]{4}", letters)
-            ):
-                tok = tok.lower()
-            else:
-                return None, "acronym"
-        elif len(letters) >= 2 and not re.search(r"[aeiouyAEIOUY]", letters):
-            return None, "no-vowel-token"  # gpgsm, dirmngr: engines spell these
-        elif re.search(r"[a-z][A-Z]", core) and not re.fullmatch(
-            r"(Mc|Mac|O')[A-Z][a-z]+('s)?", core
-        ):  # camelCase / iPhone (McDonald is fine)
-            return None, "mixed-case"
-        toks.append(tok)
-    s = " ".join(toks)
-    s = re.sub(r"\s+([,.;:!?])", r"\1", s)
-    return s, None
-
-
-def normalize(text):
-    t = text.lower()
-    t = re.sub(r"[^a-z']+", " ", t)
-    t = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", t)
-    return " ".join(t.split())
-
-
-def prepare_sentence(sentence, min_words, max_words):
-    tts, why = spoken_form(sentence)
-    if tts is None:
-        return None, None, why
-    norm = normalize(tts)
-    if not norm:
-        return None, None, "empty"
-    n = len(norm.split())
-    if n < min_words:
-        return None, None, "too-short"
-    if n > max_words:
-        return None, None, "too-long"
-    if not re.fullmatch(r"[a-z' ]+", norm):
-        return None, None, "charset"
-    return tts, norm, None
-
-
-# --------------------------------------------------------------------------
-# synthesis
-
-
-def seeded_rng(*parts):
-    h = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return random.Random(int.from_bytes(h[:8], "big"))
-
-
-def synth_cmd(voice, speed, text_file, wav):
-    engine, name = voice.split(":", 1)
-    if engine == "espeak":
-        # default rate 175 words/min
-        return [
-            "espeak-ng",
-            "-v",
-            name,
-            "-s",
-            str(int(round(175 * speed))),
-            "-w",
-            wav,
-            "-f",
-            text_file,
-        ]
-    if engine == "flite":
-        return [
-            "flite",
-            "-voice",
-            name,
-            "--setf",
-            "duration_stretch=%.3f" % (1.0 / speed),
-            "-f",
-            text_file,
-            "-o",
-            wav,
-        ]
-    if engine == "festival":
-        return [
-            "text2wave",
-            "-o",
-            wav,
-            "-eval",
-            f"(voice_{name})",
-            "-eval",
-            "(Parameter.set 'Duration_Stretch %.3f)" % (1.0 / speed),
-            text_file,
-        ]
-    raise ValueError(voice)
-
-
-def make_noise(kind, n, rng_np):
-    import numpy as np
-
-    w = rng_np.standard_normal(n)
-    if kind == "white":
-        return w
-    spec = np.fft.rfft(w)
-    f = np.fft.rfftfreq(n, 1.0 / SR)
-    f[0] = f[1] if n > 1 else 1.0
-    spec = spec / (np.sqrt(f) if kind == "pink" else f)
-    x = np.fft.irfft(spec, n)
-    return x / (x.std() + 1e-12)
-
-
-def active_power(x):
-    """Mean power over 20 ms frames within 40 dB of the loudest frame."""
-    fl = SR // 50
-    nfr = max(1, len(x) // fl)
-    fr = x[: nfr * fl].reshape(nfr, -1) if len(x) >= fl else x.reshape(1, -1)
-    p = (fr**2).mean(axis=1)
-    keep = p > p.max() * 1e-4
-    return float(p[keep].mean()) if keep.any() else float(p.mean())
-
-
-def synthesize(job, tmpdir):
-    """Synthesise one utterance; return (seconds spent, duration)."""
-    import numpy as np
-    import soundfile as sf
-
-    out = job["abs_path"]
-    if os.path.exists(out):
-        try:
-            info = sf.info(out)
-            return None, info.frames / info.samplerate
-        except Exception:
-            os.remove(out)
-    t0 = time.time()
-    base = os.path.join(tmpdir, job["id"])
-    txt = base + ".txt"
-    with open(txt, "w", encoding="utf-8") as f:
-        f.write(job["tts_text"] + "\n")
-    raw = base + ".raw.wav"
-    conv = base + ".16k.wav"
-    subprocess.run(
-        synth_cmd(job["voice"], job["speed"], txt, raw),
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    subprocess.run(
-        [
-            "sox",
-            "-V1",
-            raw,
-            "-r",
-            str(SR),
-            "-c",
-            "1",
-            "-b",
-            "16",
-            "-e",
-            "signed-integer",
-            conv,
-        ],
-        check=True,
-    )
-    x, sr = sf.read(conv, dtype="float64")
-    assert sr == SR
-    rng = np.random.default_rng(job["noise_seed"])
-    if job["noise"] != "clean":
-        noise = make_noise(job["noise"], len(x), rng)
-        ps = active_power(x)
-        noise *= np.sqrt(ps / (10 ** (job["snr_db"] / 10)))
-        x = x + noise
-    # random peak level between -12 and -1 dBFS, never clipping
-    peak = np.abs(x).max() + 1e-9
-    x = x * (10 ** (job["peak_db"] / 20) / peak)
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    sf.write(out + ".part.wav", x, SR, subtype="PCM_16")
-    os.replace(out + ".part.wav", out)
-    for p in (txt, raw, conv):
-        os.remove(p)
-    return time.time() - t0, len(x) / SR
-
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common.debian import DebianError, fetch  # noqa: E402  (recipes/ is on the path now)
 
 # --------------------------------------------------------------------------
 # pocketsphinx-testdata (real speech)
@@ -529,27 +78,6 @@ PS_RAW = {
     "goforward.raw": "go forward ten meters",
     "tidigits/dhd.2934z.raw": "two nine three four zero",
 }
-
-
-def fetch_deb(pkg, work):
-    deb_dir = os.path.join(work, "debs")
-    ext_dir = os.path.join(work, "extracted")
-    os.makedirs(deb_dir, exist_ok=True)
-    os.makedirs(ext_dir, exist_ok=True)
-    debs = sorted(f for f in os.listdir(deb_dir) if f.startswith(pkg + "_"))
-    if not debs:
-        print("+ apt-get download", pkg, flush=True)
-        subprocess.run(["apt-get", "download", pkg], cwd=deb_dir, check=True)
-        debs = sorted(f for f in os.listdir(deb_dir) if f.startswith(pkg + "_"))
-    deb = debs[-1]
-    stamp = os.path.join(ext_dir, ".done-" + deb)
-    if not os.path.exists(stamp):
-        print("+ dpkg-deb -x", deb, flush=True)
-        subprocess.run(
-            ["dpkg-deb", "-x", os.path.join(deb_dir, deb), ext_dir], check=True
-        )
-        open(stamp, "w").close()
-    return ext_dir, deb[len(pkg) + 1 :].rsplit("_", 1)[0]
 
 
 def read_sphinx_transcription(path):
@@ -568,7 +96,8 @@ def prepare_pocketsphinx(work, out):
     import numpy as np
     import soundfile as sf
 
-    ext, version = fetch_deb(PS_PKG, work)
+    package = fetch([PS_PKG], work)[PS_PKG]
+    ext, version = package.root, package.version
     data = os.path.join(ext, "usr", "share", "pocketsphinx", "test", "data")
     rows = []
     for sub in ("cards", "librivox"):
@@ -615,56 +144,10 @@ def prepare_pocketsphinx(work, out):
 
 
 # --------------------------------------------------------------------------
+# the steps of main
 
 
-def check_tools(voices):
-    need = {"sox": "sox"}
-    engines = {v.split(":")[0] for v in voices}
-    if "espeak" in engines:
-        need["espeak-ng"] = "espeak-ng"
-    if "flite" in engines:
-        need["flite"] = "flite"
-    if "festival" in engines:
-        need["text2wave"] = "festival festvox-kallpc16k festvox-kdlpc16k"
-    missing = [pkg for tool, pkg in need.items() if shutil.which(tool) is None]
-    if missing:
-        sys.exit(
-            "missing tools; install with:  apt-get install -y " + " ".join(missing)
-        )
-    if "flite" in engines:
-        listed = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
-        for v in voices:
-            if v.startswith("flite:") and v.split(":")[1] not in listed.split():
-                sys.exit(f"flite voice {v} not built in (flite -lv: {listed.strip()})")
-    if "festival" in engines:
-        for v in voices:
-            if v.startswith("festival:"):
-                d = "/usr/share/festival/voices/english/" + v.split(":")[1]
-                if not os.path.isdir(d):
-                    sys.exit(
-                        f"festival voice missing: {d} (apt-get install -y "
-                        "festvox-kallpc16k festvox-kdlpc16k)"
-                    )
-
-
-def tool_versions():
-    out = {}
-    for pkg in (
-        "espeak-ng",
-        "flite",
-        "festival",
-        "festvox-kallpc16k",
-        "festvox-kdlpc16k",
-        "sox",
-    ):
-        r = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True
-        )
-        out[pkg] = r.stdout.strip() or None
-    return out
-
-
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -702,19 +185,12 @@ def main():
     ap.add_argument("--skip-pocketsphinx", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1)
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    engines = set(args.engines.split(","))
-    voices = [v for v in all_voices() if v.split(":")[0] in engines]
-    for hv in (args.valid_voice, args.test_voice):
-        if hv not in voices:
-            sys.exit(f"held-out voice {hv} not among voices")
-    train_voices = [v for v in voices if v not in (args.valid_voice, args.test_voice)]
-    check_tools(voices)
-    os.makedirs(args.out, exist_ok=True)
-    os.makedirs(args.work, exist_ok=True)
 
-    # ---- sentences
+def read_sentences(args):
+    """Every line of --sentences; the usable ones as (line number, sentence,
+    tts text, transcript), in file order; the drop count per reason."""
     with open(args.sentences, encoding="utf-8", errors="replace") as f:
         raw = [" ".join(line.split()) for line in f]
     seen, usable, reasons = set(), [], {}
@@ -729,22 +205,12 @@ def main():
             continue
         seen.add(norm)
         usable.append((i, s, tts, norm))
-    print(f"sentences: {len(raw)} lines, {len(usable)} usable, dropped {reasons}")
-    rng = random.Random(args.seed)
-    rng.shuffle(usable)
-    if args.num_sentences:
-        usable = usable[: args.num_sentences]
-    n = len(usable)
-    n_test = int(round(n * args.test_frac))
-    n_valid = int(round(n * args.valid_frac))
-    parts = {
-        "test": usable[:n_test],
-        "valid": usable[n_test : n_test + n_valid],
-        "train": usable[n_test + n_valid :],
-    }
+    return raw, usable, reasons
 
-    # ---- utterance plan (each utterance's randomness depends only on
-    #      seed, sentence line number and voice: resumable and stable)
+
+def plan_utterances(parts, train_voices, args):
+    """One job per utterance to synthesise. Each utterance's randomness depends
+    only on seed, sentence line number and voice: resumable and stable."""
     by_engine = {}
     for v in train_voices:
         by_engine.setdefault(v.split(":")[0], []).append(v)
@@ -800,8 +266,12 @@ def main():
         if not args.no_test_seen:
             v = pick_train_voices(seeded_rng(args.seed, idx, "seen"), 1)[0]
             add("test_seen", idx, s, tts, norm, v, like=tj)
+    return jobs
 
-    # ---- synthesis
+
+def synthesize_all(jobs, args):
+    """Synthesise the jobs (--jobs threads), setting each one's duration;
+    return per-engine timing [count, seconds, audio seconds] and the failures."""
     timing = {}
     errors = []
     tmpdir = tempfile.mkdtemp(prefix="tts-", dir=args.work)
@@ -832,24 +302,24 @@ def main():
                     flush=True,
                 )
     shutil.rmtree(tmpdir, ignore_errors=True)
-    for uid, err in errors:
-        print("FAILED", uid, err)
+    return timing, errors
 
-    # ---- sanity: speaking rate outliers (chars of text per second of audio)
+
+def rate_outliers(jobs):
+    """The synthesised jobs with their chars/s ("cps"), the median, and the
+    jobs beyond 2.5x or 1/2.5 of it (speaking-rate sanity check)."""
+
     ok = [j for j in jobs if j.get("duration")]
     for j in ok:
         j["cps"] = len(j["text"]) / j["duration"]
     cps = sorted(j["cps"] for j in ok)
     med = cps[len(cps) // 2] if cps else 0
     outliers = [j for j in ok if j["cps"] > 2.5 * med or j["cps"] < med / 2.5]
-    for j in outliers:
-        print(
-            "rate outlier: {} {:.2f}s {:.1f} chars/s: {}".format(
-                j["id"], j["duration"], j["cps"], j["text"][:60]
-            )
-        )
+    return ok, med, outliers
 
-    # ---- manifests
+
+def write_manifests(ok, args, stats):
+    """OUT/<split>.tsv for each split, and its counts into stats["splits"]."""
     cols = [
         "id",
         "path",
@@ -862,20 +332,6 @@ def main():
         "snr_db",
         "raw_text",
     ]
-    stats = dict(
-        tools=tool_versions(),
-        seed=args.seed,
-        args=vars(args),
-        sentences_in_file=len(raw),
-        sentences_usable=len(usable),
-        sentences_dropped=reasons,
-        held_out=dict(valid=args.valid_voice, test=args.test_voice),
-        train_voices=len(train_voices),
-        failed=errors,
-        median_chars_per_second=round(med, 2),
-        rate_outliers=[j["id"] for j in outliers],
-        splits={},
-    )
     for split in ("train", "valid", "test", "test_seen"):
         rs = [j for j in ok if j["split"] == split]
         if split == "test_seen" and args.no_test_seen:
@@ -915,6 +371,61 @@ def main():
             f"{mins:7.1f} min {st['voices']:4d} voices {st['noisy']:5d} noisy "
             f"{st['per_engine']}"
         )
+
+
+def main():
+    args = parse_args()
+    engines = set(args.engines.split(","))
+    voices = [v for v in all_voices() if v.split(":")[0] in engines]
+    for hv in (args.valid_voice, args.test_voice):
+        if hv not in voices:
+            sys.exit(f"held-out voice {hv} not among voices")
+    train_voices = [v for v in voices if v not in (args.valid_voice, args.test_voice)]
+    check_tools(voices)
+    os.makedirs(args.out, exist_ok=True)
+    os.makedirs(args.work, exist_ok=True)
+
+    raw, usable, reasons = read_sentences(args)
+    print(f"sentences: {len(raw)} lines, {len(usable)} usable, dropped {reasons}")
+    rng = random.Random(args.seed)
+    rng.shuffle(usable)
+    if args.num_sentences:
+        usable = usable[: args.num_sentences]
+    n = len(usable)
+    n_test = int(round(n * args.test_frac))
+    n_valid = int(round(n * args.valid_frac))
+    parts = {
+        "test": usable[:n_test],
+        "valid": usable[n_test : n_test + n_valid],
+        "train": usable[n_test + n_valid :],
+    }
+    jobs = plan_utterances(parts, train_voices, args)
+    timing, errors = synthesize_all(jobs, args)
+    for uid, err in errors:
+        print("FAILED", uid, err)
+    ok, med, outliers = rate_outliers(jobs)
+    for j in outliers:
+        print(
+            "rate outlier: {} {:.2f}s {:.1f} chars/s: {}".format(
+                j["id"], j["duration"], j["cps"], j["text"][:60]
+            )
+        )
+
+    stats = dict(
+        tools=tool_versions(),
+        seed=args.seed,
+        args=vars(args),
+        sentences_in_file=len(raw),
+        sentences_usable=len(usable),
+        sentences_dropped=reasons,
+        held_out=dict(valid=args.valid_voice, test=args.test_voice),
+        train_voices=len(train_voices),
+        failed=errors,
+        median_chars_per_second=round(med, 2),
+        rate_outliers=[j["id"] for j in outliers],
+        splits={},
+    )
+    write_manifests(ok, args, stats)
     stats["synthesis_timing"] = {
         e: dict(
             utterances=c,
@@ -931,7 +442,10 @@ def main():
             f"s/utt (incl. sox+noise)  RTF {t['real_time_factor']:.3f}"
         )
     if not args.skip_pocketsphinx:
-        stats["pocketsphinx_test"] = prepare_pocketsphinx(args.work, args.out)
+        try:
+            stats["pocketsphinx_test"] = prepare_pocketsphinx(args.work, args.out)
+        except DebianError as e:
+            sys.exit(f"ERROR: {e}")
         print(
             f"pocketsphinx_test: {stats['pocketsphinx_test']['utterances']} utts, "
             f"{stats['pocketsphinx_test']['minutes']:.2f} min"

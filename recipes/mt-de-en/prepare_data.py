@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Build a X<->English parallel corpus from Debian packages (standard library only).
 
-Sources (all taken from Debian binary packages, fetched with ``apt-get download``):
+Sources (Debian binary packages, fetched and unpacked by ../common/debian.py, read
+by corpus_sources.py):
 
   help  LibreOffice offline help (libreoffice-help-en-us + libreoffice-help-<xx>),
         paragraphs joined on (page, element id).                      MPL-2.0
@@ -23,18 +24,24 @@ See DATA.md next to this script for the rules and caveats.
 from __future__ import annotations
 
 import argparse
-import gettext
-import glob
 import hashlib
-import html.parser
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import unicodedata
 from collections import Counter, OrderedDict, defaultdict
+
+from corpus_sources import WS, clean_ui, extract_ding, extract_help, extract_ui, log
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common.debian import (  # noqa: E402  (recipes/ is on the path only now)
+    DebianError,
+    deb_version,
+    download,
+    extract,
+    find_deb,
+)
 
 SEED = "s2s-mt-v1"
 SPLITS = ("train", "valid", "test")
@@ -42,15 +49,10 @@ SOURCES = ("help", "ui", "ding")
 
 # Held-out sizes (pairs, after cleaning and de-duplication), per source.
 HELDOUT_TARGET = {"help": 1200, "ding": 200, "ui": 0}
-DING_BLOCK = 100  # Ding "documents" are blocks of 100 consecutive lines.
 
 MAX_WORDS = 200  # drop pairs longer than this (either side)
 MAX_RATIO = 3.0  # drop pairs whose character-length ratio exceeds this ...
 RATIO_MIN_CHARS = 15  # ... when the longer side has at least this many chars
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def stable_hash(*parts: str) -> int:
@@ -59,463 +61,9 @@ def stable_hash(*parts: str) -> int:
 
 
 # --------------------------------------------------------------------------
-# Downloading and extracting Debian packages
-# --------------------------------------------------------------------------
-
-
-class AptError(RuntimeError):
-    pass
-
-
-def find_deb(debdir: str, pkg: str) -> str | None:
-    hits = sorted(glob.glob(os.path.join(debdir, glob.escape(pkg) + "_*.deb")))
-    return hits[-1] if hits else None
-
-
-def _apt(args: list[str], cwd: str) -> subprocess.CompletedProcess:
-    log("  $ " + " ".join(args))
-    return subprocess.run(args, cwd=cwd, text=True, capture_output=True)
-
-
-def _lists_present(listdir: str) -> bool:
-    return bool(glob.glob(os.path.join(listdir, "*_Packages*")))
-
-
-def apt_download(pkgs: list[str], work: str, refresh_lists: bool = False) -> None:
-    """Download the .deb files of `pkgs` into WORK/debs (skip those present).
-
-    Package lists: a private lists directory WORK/lists is preferred (created
-    with ``apt-get update`` into it, which needs no root and leaves the system
-    lists alone); if that fails, the system lists are used.
-    """
-    debdir = os.path.join(work, "debs")
-    os.makedirs(debdir, exist_ok=True)
-    missing = [p for p in pkgs if not find_deb(debdir, p)]
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise AptError(
-            "apt-get not found: this recipe needs a Debian/Ubuntu system "
-            "(or place the .deb files of {} into {} by hand).".format(
-                ", ".join(missing), debdir
-            )
-        )
-    listdir = os.path.abspath(os.path.join(work, "lists"))
-    cachedir = os.path.abspath(os.path.join(work, "aptcache"))
-    private = ["-o", "Dir::State::Lists=" + listdir, "-o", "Dir::Cache=" + cachedir]
-    attempts = []
-    if refresh_lists or not _lists_present(listdir):
-        os.makedirs(os.path.join(listdir, "partial"), exist_ok=True)
-        os.makedirs(os.path.join(cachedir, "archives", "partial"), exist_ok=True)
-        r = _apt(["apt-get", "-q"] + private + ["update"], cwd=work)
-        if r.returncode != 0:
-            last = (r.stderr.strip().splitlines() or ["?"])[-1]
-            log(
-                f"  private 'apt-get update' failed ({last}); "
-                "falling back to the system package lists"
-            )
-    if _lists_present(listdir):
-        attempts.append(("private lists " + listdir, private))
-    attempts.append(("system lists", []))
-    errors = []
-    for what, opts in attempts:
-        todo = [p for p in pkgs if not find_deb(debdir, p)]
-        if not todo:
-            break
-        r = _apt(["apt-get", "-q"] + opts + ["download"] + todo, cwd=debdir)
-        if r.returncode == 0:
-            break
-        errors.append(f"{what}: {r.stderr.strip()}")
-    todo = [p for p in pkgs if not find_deb(debdir, p)]
-    if todo:
-        msg = "\n".join(errors)
-        hint = ""
-        if re.search(
-            r"Unable to locate package|has no installation candidate|No packages found",
-            msg,
-        ):
-            hint = (
-                "\nThe package lists do not know these packages. "
-                "Run `sudo apt-get update` (or check that the packages exist "
-                "for your release: {}).".format(", ".join(todo))
-            )
-        raise AptError("could not download {}\n{}{}".format(", ".join(todo), msg, hint))
-    # partial downloads and apt's cache are not needed anymore
-    for p in glob.glob(os.path.join(debdir, "*.FAILED")):
-        os.remove(p)
-
-
-def deb_version(deb: str) -> str:
-    r = subprocess.run(
-        ["dpkg-deb", "-f", deb, "Version"], text=True, capture_output=True
-    )
-    if r.returncode == 0 and r.stdout.strip():
-        return r.stdout.strip()
-    # fall back to the file name: pkg_version_arch.deb (epoch ':' is '%3a')
-    return os.path.basename(deb).split("_")[1].replace("%3a", ":")
-
-
-def extract(pkg: str, work: str) -> str:
-    """Extract WORK/debs/<pkg>_*.deb into WORK/extract/<pkg>/ (once)."""
-    deb = find_deb(os.path.join(work, "debs"), pkg)
-    if deb is None:
-        raise AptError("no .deb for {} in {}".format(pkg, os.path.join(work, "debs")))
-    dest = os.path.join(work, "extract", pkg)
-    stamp = os.path.join(dest, ".extracted-from")
-    if os.path.exists(stamp):
-        with open(stamp, encoding="utf-8") as f:
-            done = f.read().strip() == os.path.basename(deb)
-    else:
-        done = False
-    if done:
-        return dest
-    if os.path.isdir(dest):
-        shutil.rmtree(dest)
-    os.makedirs(dest)
-    log(f"  extracting {os.path.basename(deb)}")
-    subprocess.run(["dpkg-deb", "-x", deb, dest], check=True)
-    with open(stamp, "w", encoding="utf-8") as f:
-        f.write(os.path.basename(deb) + "\n")
-    return dest
-
-
-# --------------------------------------------------------------------------
-# Source A: LibreOffice help (HTML)
-# --------------------------------------------------------------------------
-
-VOID = {
-    "area",
-    "base",
-    "br",
-    "col",
-    "embed",
-    "hr",
-    "img",
-    "input",
-    "link",
-    "meta",
-    "param",
-    "source",
-    "track",
-    "wbr",
-}
-BLOCK = {
-    "p",
-    "div",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "li",
-    "ul",
-    "ol",
-    "table",
-    "tr",
-    "td",
-    "th",
-    "pre",
-    "br",
-    "section",
-}
-TEXT_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6"}
-# Content of a paragraph with one of these inside is not a sentence.
-COMPLEX = {"table", "ul", "ol", "pre", "code"}
-
-
-class Node:
-    __slots__ = ("tag", "attrs", "children")
-
-    def __init__(self, tag, attrs):
-        self.tag = tag
-        self.attrs = attrs
-        self.children = []
-
-
-class TreeBuilder(html.parser.HTMLParser):
-    """Tiny DOM builder; the help pages are generated and well formed."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.root = Node("#root", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, {k: (v or "") for k, v in attrs})
-        self.stack[-1].children.append(node)
-        if tag not in VOID:
-            self.stack.append(node)
-
-    def handle_startendtag(self, tag, attrs):
-        self.stack[-1].children.append(Node(tag, {k: (v or "") for k, v in attrs}))
-
-    def handle_endtag(self, tag):
-        for i in range(len(self.stack) - 1, 0, -1):
-            if self.stack[i].tag == tag:
-                del self.stack[i:]
-                return
-
-    def handle_data(self, data):
-        self.stack[-1].children.append(data)
-
-
-def choose_case(switch: Node) -> Node | None:
-    """Pick one variant of a <span class="switch(inline)">.
-
-    The cases are hidden spans with ids "MAC...", "WIN...", "UNIX...", "WRITER...",
-    ... and "default...". We take the default (non-Mac, application-neutral) one;
-    without a default the UNIX one, else the first case. Both languages are
-    generated from the same source, so the choice is consistent."""
-    cases = [c for c in switch.children if isinstance(c, Node)]
-    if not cases:
-        return None
-    for c in cases:
-        if c.attrs.get("id", "").startswith("default"):
-            return c
-    for c in cases:
-        if c.attrs.get("class", "") == "UNIX":
-            return c
-    return cases[0]
-
-
-def node_text(node: Node, out: list, flags: set) -> None:
-    for c in node.children:
-        if isinstance(c, str):
-            out.append(c)
-            continue
-        tag = c.tag
-        if tag in ("script", "style", "img", "meta", "link", "input", "button"):
-            continue
-        if tag in COMPLEX:
-            flags.add("complex")
-        cls = c.attrs.get("class", "")
-        if tag == "span" and cls in ("switchinline", "switch"):
-            chosen = choose_case(c)
-            if chosen is not None:
-                node_text(chosen, out, flags)
-            continue
-        if tag in BLOCK:
-            out.append(" ")
-        node_text(c, out, flags)
-        if tag in BLOCK:
-            out.append(" ")
-
-
-def page_paragraphs(path: str) -> OrderedDict[str, tuple[str, set]]:
-    """Map element key -> (text, flags) for all p/h* elements with an id.
-
-    Ids can occur several times in a page (block switches repeat a paragraph
-    for each platform, embedded sections); the n-th occurrence gets key
-    'id#n'."""
-    tb = TreeBuilder()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        tb.feed(f.read())
-    tb.close()
-    res = OrderedDict()
-    seen = Counter()
-
-    def walk(node: Node):
-        for c in node.children:
-            if not isinstance(c, Node):
-                continue
-            ident = c.attrs.get("id", "")
-            if c.tag in TEXT_TAGS and ident and not ident.startswith("bm_"):
-                seen[ident] += 1
-                key = ident if seen[ident] == 1 else f"{ident}#{seen[ident]}"
-                out, flags = [], set()
-                node_text(c, out, flags)
-                res[key] = ("".join(out), flags)
-            # also descend (a paragraph never contains another one here, but
-            # block switches and divs do)
-            walk(c)
-
-    walk(tb.root)
-    return res
-
-
-def help_root(extract_dir: str) -> str:
-    base = os.path.join(extract_dir, "usr", "share", "libreoffice", "help")
-    langs = [
-        d
-        for d in sorted(os.listdir(base))
-        if d != "media" and os.path.isdir(os.path.join(base, d, "text"))
-    ]
-    if len(langs) != 1:
-        raise RuntimeError(
-            f"expected one help language directory in {base}, found {langs}"
-        )
-    return os.path.join(base, langs[0])
-
-
-def extract_help(en_dir: str, xx_dir: str) -> tuple[list[dict], Counter]:
-    en_root, xx_root = help_root(en_dir), help_root(xx_dir)
-    drops = Counter()
-    records = []
-    pages = sorted(
-        os.path.relpath(p, en_root)
-        for p in glob.glob(
-            os.path.join(en_root, "text", "**", "*.html"), recursive=True
-        )
-    )
-    for i, rel in enumerate(pages):
-        if i % 500 == 0:
-            log(f"  help pages {i}/{len(pages)}")
-        xx_path = os.path.join(xx_root, rel)
-        en = page_paragraphs(os.path.join(en_root, rel))
-        if not os.path.exists(xx_path):
-            drops["help_page_missing"] += len(en)
-            continue
-        xx = page_paragraphs(xx_path)
-        for key, (en_text, en_flags) in en.items():
-            if key not in xx:
-                drops["id_unmatched"] += 1
-                continue
-            xx_text, xx_flags = xx[key]
-            if en_flags or xx_flags:
-                drops["complex_markup"] += 1
-                continue
-            records.append({"doc": rel, "id": key, "en": en_text, "xx": xx_text})
-        drops["id_unmatched"] += sum(1 for k in xx if k not in en)
-    return records, drops
-
-
-# --------------------------------------------------------------------------
-# Source B: LibreOffice UI strings (gettext .mo)
-# --------------------------------------------------------------------------
-
-
-def extract_ui(l10n_dir: str) -> tuple[list[dict], Counter]:
-    base = os.path.join(l10n_dir, "usr", "lib", "libreoffice", "program", "resource")
-    langs = sorted(os.listdir(base))
-    if len(langs) != 1:
-        raise RuntimeError(f"expected one language in {base}, found {langs}")
-    drops = Counter()
-    records = []
-    for mo in sorted(glob.glob(os.path.join(base, langs[0], "LC_MESSAGES", "*.mo"))):
-        with open(mo, "rb") as f:
-            cat = gettext.GNUTranslations(f)._catalog
-        name = os.path.basename(mo)
-        for key, msgstr in cat.items():
-            if isinstance(key, tuple):  # plural forms
-                drops["plural"] += 1
-                continue
-            if key == "":  # header
-                continue
-            ctx, _, msgid = key.rpartition("\x04")
-            if not msgstr:
-                drops["empty"] += 1
-                continue
-            records.append({"doc": name, "id": ctx, "en": msgid, "xx": msgstr})
-    return records, drops
-
-
-TILDE = re.compile(r"(?<!~)~(?!~)")
-UNDERSCORE_WORD = re.compile(r"\S*_\S*")
-
-
-def _drop_underscore(s: str, other: str, ui_context: bool) -> str:
-    """Remove a GTK-style mnemonic underscore ("_Delete", "H_inzufügen").
-
-    Only a single '_' is treated as a mnemonic. In .ui dialog strings (context
-    "dialog|widget") and stock button labels it always is one; elsewhere only
-    when the word holding it does not recur in the other language (identifiers
-    such as %AVERAGE_VALUE or OPT_BARRIER appear on both sides)."""
-    if s.count("_") != 1:
-        return s
-    word = UNDERSCORE_WORD.search(s).group(0)
-    if not ui_context and word in other:
-        return s
-    return s.replace("_", "", 1)
-
-
-def clean_ui(en: str, xx: str, ctx: str) -> tuple[str, str]:
-    # '~' marks the accelerator in resource strings ("~Delete"); '~~' is kept
-    # (literal in Math options). '_' marks it in .ui dialog strings.
-    en, xx = TILDE.sub("", en), TILDE.sub("", xx)
-    ui_context = "|" in ctx or ctx == "stock"
-    en, xx = _drop_underscore(en, xx, ui_context), _drop_underscore(xx, en, ui_context)
-    return en, xx
-
-
-# --------------------------------------------------------------------------
-# Source C: Ding dictionary (trans-de-en)
-# --------------------------------------------------------------------------
-
-DING_ANNOT = re.compile(r"\s*(\{[^{}]*\}|\[[^\[\]]*\]|<[^<>]*>)")
-# sth./sb./jdn./etw. placeholders mark dictionary phrases, not sentences
-DING_PLACEHOLDER = re.compile(
-    r"(?<![\w.])(sth|sb|sb's|jdn|jdm|jds|etw|jd|jmd|jmdn|jmdm|s\.o|s\.th)\.",
-    re.IGNORECASE,
-)
-SENT_END = re.compile(r"[.!?][\"'“”‘’»«]?$")
-DING_MIN_WORDS = 3
-
-
-def ding_side(seg: str) -> str:
-    """First alternative of a Ding segment ("a; b"), annotations ({f}, [ugs.],
-    <...>) removed, optional parts "(...)" unwrapped (brackets dropped, words kept)."""
-    alt = seg.split(";")[0]
-    alt = DING_ANNOT.sub("", alt)
-    alt = re.sub(r"\(([^()]*)\)", r"\1", alt)
-    return WS.sub(" ", alt).strip()
-
-
-def is_sentence(s: str) -> bool:
-    if not s or not SENT_END.search(s):
-        return False
-    first = s.lstrip("\"'„“‚‘»«¡¿")[:1]
-    if not first or not (first.isupper() or first.isdigit()):
-        return False
-    if DING_PLACEHOLDER.search(s):
-        return False
-    # '/' marks alternatives ("pleased/thrilled") whose span is ambiguous
-    if "..." in s or "…" in s or "/" in s or "(" in s or ")" in s:
-        return False
-    return len(s.split()) >= DING_MIN_WORDS
-
-
-def extract_ding(ding_dir: str) -> tuple[list[dict], Counter]:
-    path = os.path.join(ding_dir, "usr", "share", "trans", "de-en")
-    drops = Counter()
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split(" :: ")
-            if len(parts) != 2:
-                drops["malformed_line"] += 1
-                continue
-            de_segs, en_segs = parts[0].split(" | "), parts[1].split(" | ")
-            if len(de_segs) != len(en_segs):
-                drops["segments_unaligned"] += 1
-                continue
-            for j, (d, e) in enumerate(zip(de_segs, en_segs, strict=False)):
-                d2, e2 = ding_side(d), ding_side(e)
-                if not (is_sentence(d2) and is_sentence(e2)):
-                    drops["not_a_sentence"] += (
-                        1  # the dictionary is mostly words/phrases
-                    )
-                    continue
-                block = (lineno - 1) // DING_BLOCK * DING_BLOCK + 1
-                records.append(
-                    {
-                        "doc": f"lines-{block:06d}",
-                        "id": f"{lineno}.{j}",
-                        "en": e2,
-                        "xx": d2,
-                    }
-                )
-    return records, drops
-
-
-# --------------------------------------------------------------------------
 # Cleaning
 # --------------------------------------------------------------------------
 
-WS = re.compile(r"\s+")
 # Any tag-like text in help paragraphs (after parsing) is literal HTML/XML
 # example code; in UI strings "<None>" etc. are real placeholders, so there
 # only real HTML tags count. Character references must all be resolved.
@@ -568,7 +116,7 @@ def clean_pair(source: str, rec: dict) -> tuple[str | None, str | None, str | No
 
 
 # --------------------------------------------------------------------------
-# Main
+# Splitting, writing, the steps of main
 # --------------------------------------------------------------------------
 
 
@@ -685,7 +233,9 @@ def make_sample(splits: dict, sample_dir: str, src: str, tgt: str, sizes: dict) 
     return counts
 
 
-def main(argv=None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, checked; adds src, tgt, xx (the non-English side),
+    wanted (sources to read) and notes (why a source was skipped)."""
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -735,11 +285,12 @@ def main(argv=None) -> int:
             "source 'ding' skipped: the Ding dictionary exists only for German-English"
         )
         wanted.remove("ding")
+    args.src, args.tgt, args.xx, args.wanted, args.notes = src, tgt, xx, wanted, notes
+    return args
 
-    work, out = os.path.abspath(args.work), os.path.abspath(args.out)
-    os.makedirs(work, exist_ok=True)
-    os.makedirs(out, exist_ok=True)
 
+def source_packages(wanted: list[str], xx: str) -> OrderedDict[str, list[str]]:
+    """The Debian packages each wanted source is read from."""
     pkgs = OrderedDict()
     if "help" in wanted:
         pkgs["help"] = ["libreoffice-help-en-us", "libreoffice-help-" + xx]
@@ -747,20 +298,14 @@ def main(argv=None) -> int:
         pkgs["ui"] = ["libreoffice-l10n-" + xx]
     if "ding" in wanted:
         pkgs["ding"] = ["trans-de-en"]
-    allpkgs = list(OrderedDict.fromkeys(p for ps in pkgs.values() for p in ps))
+    return pkgs
 
-    log("[1/4] downloading {}".format(", ".join(allpkgs)))
-    try:
-        apt_download(allpkgs, work, args.refresh_lists)
-    except AptError as e:
-        log(f"ERROR: {e}")
-        return 2
+
+def read_sources(
+    pkgs: OrderedDict[str, list[str]], dirs: dict[str, str], work: str, xx: str
+) -> dict[str, tuple[list[dict], Counter]]:
+    """Each source's (records, drops), from WORK/cache when its .debs are the same."""
     debdir = os.path.join(work, "debs")
-    versions = OrderedDict((p, deb_version(find_deb(debdir, p))) for p in allpkgs)
-    log("[2/4] extracting")
-    dirs = {p: extract(p, work) for p in allpkgs}
-
-    log("[3/4] reading sources")
     raw = {}
     for source, ps in pkgs.items():
         key = json.dumps([os.path.basename(find_deb(debdir, p)) for p in ps] + [xx, 3])
@@ -779,18 +324,14 @@ def main(argv=None) -> int:
 
         log(f"  {source}")
         raw[source] = cached(work, f"{source}-{xx}", key, fn)
+    return raw
 
-    log("[4/4] cleaning and splitting")
-    stats = OrderedDict()
-    stats["command"] = "python prepare_data.py " + " ".join(
-        a if not os.path.isabs(a) else os.path.relpath(a)
-        for a in (argv if argv is not None else sys.argv[1:])
-    )
-    stats["languages"] = {"src": src, "tgt": tgt}
-    stats["packages"] = versions
-    stats["notes"] = notes
-    stats["sources"] = OrderedDict()
-    pairs = []  # dicts: source, doc, src, tgt
+
+def clean_all(
+    raw: dict[str, tuple[list[dict], Counter]], src: str, stats: OrderedDict
+) -> list[dict]:
+    """Cleaned pairs (dicts: source, doc, src, tgt); per-source counts into stats."""
+    pairs = []
     for source, (records, drops) in raw.items():
         st = OrderedDict(extracted=len(records), dropped=Counter(drops))
         for rec in records:
@@ -801,21 +342,17 @@ def main(argv=None) -> int:
             s, t = (en_t, xx_t) if src == "en" else (xx_t, en_t)
             pairs.append({"source": source, "doc": rec["doc"], "src": s, "tgt": t})
         stats["sources"][source] = st
+    return pairs
 
-    final, split_drops, assign = split_pairs(pairs, stats)
 
-    for split in SPLITS:
-        write_lines(
-            os.path.join(out, f"{split}.{src}"), [p["src"] for p in final[split]]
-        )
-        write_lines(
-            os.path.join(out, f"{split}.{tgt}"), [p["tgt"] for p in final[split]]
-        )
-        write_lines(
-            os.path.join(out, f"{split}.meta.tsv"),
-            ["{}\t{}".format(p["source"], p["doc"]) for p in final[split]],
-        )
-
+def count_kept(
+    stats: OrderedDict,
+    final: dict[str, list[dict]],
+    split_drops: dict[str, Counter],
+    assign: dict[tuple[str, str], str],
+    tgt: str,
+) -> None:
+    """Add what each split kept, per source, and the held-out documents to stats."""
     for source, st in stats["sources"].items():
         st["kept"] = OrderedDict(
             (s, sum(1 for p in final[s] if p["source"] == source)) for s in SPLITS
@@ -844,19 +381,6 @@ def main(argv=None) -> int:
         )
         for s in SPLITS
     )
-    if args.sample:
-        sizes = dict(
-            zip(SPLITS, (int(x) for x in args.sample_sizes.split(",")), strict=False)
-        )
-        stats["sample"] = {
-            "dir": os.path.relpath(os.path.abspath(args.sample)),
-            "counts": make_sample(final, args.sample, src, tgt, sizes),
-        }
-    with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as f:
-        json.dump(stats, f, ensure_ascii=False, indent=1)
-        f.write("\n")
-    print_summary(stats)
-    return 0
 
 
 def print_summary(stats: dict) -> None:
@@ -884,6 +408,68 @@ def print_summary(stats: dict) -> None:
     if "sample" in stats:
         counts = json.dumps(stats["sample"]["counts"])
         print(f"\nSample in {stats['sample']['dir']}: {counts}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    src, tgt, xx = args.src, args.tgt, args.xx
+    work, out = os.path.abspath(args.work), os.path.abspath(args.out)
+    os.makedirs(work, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
+    pkgs = source_packages(args.wanted, xx)
+    allpkgs = list(OrderedDict.fromkeys(p for ps in pkgs.values() for p in ps))
+
+    log("[1/4] downloading {}".format(", ".join(allpkgs)))
+    try:
+        download(allpkgs, work, args.refresh_lists)
+        debdir = os.path.join(work, "debs")
+        versions = OrderedDict((p, deb_version(find_deb(debdir, p))) for p in allpkgs)
+        log("[2/4] extracting")
+        dirs = {p: extract(p, work) for p in allpkgs}
+    except DebianError as e:
+        log(f"ERROR: {e}")
+        return 2
+
+    log("[3/4] reading sources")
+    raw = read_sources(pkgs, dirs, work, xx)
+
+    log("[4/4] cleaning and splitting")
+    stats = OrderedDict()
+    stats["command"] = "python prepare_data.py " + " ".join(
+        a if not os.path.isabs(a) else os.path.relpath(a)
+        for a in (argv if argv is not None else sys.argv[1:])
+    )
+    stats["languages"] = {"src": src, "tgt": tgt}
+    stats["packages"] = versions
+    stats["notes"] = args.notes
+    stats["sources"] = OrderedDict()
+    pairs = clean_all(raw, src, stats)
+    final, split_drops, assign = split_pairs(pairs, stats)
+    for split in SPLITS:
+        write_lines(
+            os.path.join(out, f"{split}.{src}"), [p["src"] for p in final[split]]
+        )
+        write_lines(
+            os.path.join(out, f"{split}.{tgt}"), [p["tgt"] for p in final[split]]
+        )
+        write_lines(
+            os.path.join(out, f"{split}.meta.tsv"),
+            ["{}\t{}".format(p["source"], p["doc"]) for p in final[split]],
+        )
+    count_kept(stats, final, split_drops, assign, tgt)
+    if args.sample:
+        sizes = dict(
+            zip(SPLITS, (int(x) for x in args.sample_sizes.split(",")), strict=False)
+        )
+        stats["sample"] = {
+            "dir": os.path.relpath(os.path.abspath(args.sample)),
+            "counts": make_sample(final, args.sample, src, tgt, sizes),
+        }
+    with open(os.path.join(out, "stats.json"), "w", encoding="utf-8") as f:
+        json.dump(stats, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    print_summary(stats)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Plumbing shared by the recipes' data scripts (standard library only)."""
