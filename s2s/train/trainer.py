@@ -178,6 +178,10 @@ class Trainer:
                 f"cannot write {path} ({e.strerror or e}); stopped at step "
                 f"{self.state.step}, {self._saved}"
             ) from None
+        except S2SError as e:  # e.g. non-finite weights, never written
+            raise S2SError(
+                f"{e}; stopped at step {self.state.step}, {self._saved}"
+            ) from None
 
     def save(self) -> None:
         """last.pt with everything needed to resume; step-N.pt with the weights
