@@ -191,15 +191,24 @@ def refuse_same_file(inputs: Iterable[str | Path], output: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def build_dir(path: str | Path, marker: str) -> Iterator[Path]:
+def build_dir(
+    path: str | Path, marker: str, inputs: Iterable[str | Path] = ()
+) -> Iterator[Path]:
     """Build a directory in a temporary one beside `path`, then swap it in.
 
     `path` may not exist, be empty, or be a directory holding `marker` (one a
     previous run of the same writer made, e.g. `meta.json` of `s2s prep`);
-    anything else is refused rather than replaced. On an exception the temporary
+    anything else is refused rather than replaced, and so is a `path` holding one
+    of the `inputs` (the swap would delete it). On an exception the temporary
     directory is removed and `path` is untouched.
     """
     path = Path(path)
+    for inp in inputs:
+        if Path(inp).resolve().is_relative_to(path.resolve()):
+            raise S2SError(
+                f"{path}: holds the input {inp}, which replacing the directory "
+                f"would delete; choose another --out"
+            )
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise S2SError(f"{path}: exists and is not a directory")
@@ -263,9 +272,7 @@ def _exchange(a: Path, b: Path) -> bool:
     except (OSError, AttributeError):
         return False
     at_fdcwd, rename_exchange = -100, 2
-    rc = renameat2(
-        at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange
-    )
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
     return rc == 0
 
 
