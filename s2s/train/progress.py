@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from s2s.errors import S2SError
 from s2s.train.distributed import Distributed
 
 __all__ = ["Report"]
@@ -31,7 +32,11 @@ class Report:
         self.dist, self.console = dist, console
         self.metrics = None
         if dist.is_main:
-            self.metrics = open(out / "metrics.jsonl", "a")  # noqa: SIM115
+            path = out / "metrics.jsonl"
+            try:
+                self.metrics = open(path, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as e:
+                raise S2SError(f"{path}: cannot append ({e.strerror})") from None
         self.bar = Progress(
             TextColumn("[bold]train"),
             BarColumn(),

@@ -51,6 +51,7 @@ from s2s.train.distributed import (
     seed_rank,
     shard,
 )
+from s2s.train.lock import lock_run_dir, unlock_run_dir
 from s2s.train.progress import Report
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
@@ -138,6 +139,7 @@ class Trainer:
         # A full checkpoint: weights and AdamW's two moments, fp32.
         n_bytes = sum(3 * 4 * p.numel() for p in self.model.parameters()) + 2**20
         check_output_dir(self.out, n_bytes)
+        lock_run_dir(self.out)  # before anything here is touched
         remove_stale_temporaries(self.out)
         return (self.out / "last.pt").exists()
 
@@ -391,6 +393,8 @@ class Trainer:
                 self.save()
         finally:
             report.close()
+            if self.dist.is_main:
+                unlock_run_dir(self.out)
         st.seconds = self._seconds_before + time.time() - t0
         self._started = None
         self.console.print(f"stopped at step {st.step}: {stop}")
