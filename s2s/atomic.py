@@ -19,6 +19,7 @@ Every writer of user data goes through here:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 TMP_SUFFIX = ".s2s-tmp"
+# Errors of writing (not of reading an input) while a directory is built.
+_WRITE_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO}
 
 
 def fsync_dir(directory: str | Path) -> None:
@@ -235,7 +238,7 @@ def build_dir(
         _swap(tmp, path)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
+        if isinstance(e, OSError) and e.errno in _WRITE_ERRORS:
             raise S2SError(f"{path}: cannot write ({e.strerror or e})") from None
         raise
     fsync_dir(parent)

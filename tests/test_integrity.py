@@ -111,13 +111,24 @@ def _unshare_ok() -> bool:
     not _unshare_ok(),
     reason="a real full file system needs `unshare -rm` to mount a small tmpfs",
 )
-def test_real_enospc_while_saving_and_averaging(mt_run, tmp_path):
+def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
     """A 256 kB tmpfs in a private mount namespace: torch's own writer fails."""
     script = textwrap.dedent(
         f"""
         import errno, os, sys, subprocess
         import torch
+        from s2s.data.prep_text import PrepOptions, prep_text
+        from s2s.errors import S2SError
         from s2s.train.checkpoint import save_checkpoint
+        opts = PrepOptions(src="de", tgt="en", train={str(toy_raw / "train")!r},
+                           valid={str(toy_raw / "valid")!r}, vocab_size=60,
+                           shard_size=20)
+        open("/mnt/fill", "wb").write(b"x" * 200_000)
+        try:
+            prep_text(opts, "/mnt/bin", log=lambda m: None)
+        except S2SError as e:
+            print(e, os.listdir("/mnt"))
+        os.unlink("/mnt/fill")
         try:
             save_checkpoint("/mnt/big.pt", {{"model": {{"w": torch.zeros(200_000)}}}})
         except OSError as e:
@@ -137,7 +148,8 @@ def test_real_enospc_while_saving_and_averaging(mt_run, tmp_path):
         timeout=120,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    first, second = r.stdout.strip().splitlines()
+    prep, first, second = r.stdout.strip().splitlines()
+    assert prep == "/mnt/bin: cannot write (No space left on device) ['fill']"
     assert first == "ENOSPC []"  # and no temporary left
     assert second.startswith("1 error: /mnt/avg.pt: cannot write (No space left")
     assert second.endswith("[]")

@@ -57,9 +57,9 @@ def load_audio(
 
     Raises:
         S2SError: the file is missing, empty, cannot be decoded, holds non-finite
-            samples or samples beyond +-1e5 (float files), is longer than `max_seconds`, or its header gives a rate that
-            is implausible or too costly to resample from; the message names the
-            file.
+            samples or samples beyond +-1e5 (float files), is longer than
+            `max_seconds`, or its header gives a rate that is implausible or too
+            costly to resample from; the message names the file.
     """
     path = _check_file(path)
     # The header is read first so an overlong file fails before it is decoded.
