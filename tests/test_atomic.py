@@ -211,6 +211,16 @@ def test_crafted_meta_is_a_one_line_error(toy_bin, tmp_path, meta, expected):
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
 
 
+def test_vocabulary_of_another_size_is_refused(toy_bin, tmp_path):
+    d = tmp_path / "bin"
+    shutil.copytree(toy_bin, d)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["vocab_size"]["tgt"] = 999
+    (d / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(S2SError, match="pieces, but .*meta.json records 999"):
+        ParallelData(d, "train").vocabs()
+
+
 # -- command outputs -----------------------------------------------------------------
 
 
