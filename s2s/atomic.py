@@ -103,12 +103,16 @@ class _Output:
     def write(self, text: str) -> None:
         try:
             self._f.write(text)
+        except BrokenPipeError:
+            raise  # `s2s translate | head`: the reader has all it wants
         except OSError as e:
             raise _write_error(self.name, e) from None
 
     def flush(self) -> None:
         try:
             self._f.flush()
+        except BrokenPipeError:
+            raise
         except OSError as e:
             raise _write_error(self.name, e) from None
 
