@@ -112,7 +112,8 @@ def _unshare_ok() -> bool:
     reason="a real full file system needs `unshare -rm` to mount a small tmpfs",
 )
 def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
-    """A 256 kB tmpfs in a private mount namespace: torch's own writer fails."""
+    """A 256 kB tmpfs in a private mount namespace: torch's own writer fails; a
+    read-only tmpfs beside it."""
     script = textwrap.dedent(
         f"""
         import errno, os, sys, subprocess
@@ -138,21 +139,35 @@ def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
                             {str(mt_run)!r}, "--out", "/mnt/avg.pt"],
                            capture_output=True, text=True)
         print(r.returncode, r.stderr.strip().splitlines()[-1], os.listdir("/mnt"))
+        r = subprocess.run([sys.executable, "-m", "s2s", "average",
+                            {str(mt_run)!r}, "--out", "/srv/avg.pt"],
+                           capture_output=True, text=True)
+        print(r.returncode, r.stderr.strip().splitlines()[-1])
+        try:
+            prep_text(opts, "/srv/bin", log=lambda m: None)
+        except S2SError as e:
+            print(e)
         """
     )
     r = subprocess.run(
-        ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs /mnt && "$@"']
+        ["unshare", "-rm", "sh", "-c"]
+        + [
+            "mount -t tmpfs -o size=256k tmpfs /mnt && mount -t tmpfs -o ro tmpfs /srv"
+            ' && "$@"'
+        ]
         + ["sh", sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    prep, first, second = r.stdout.strip().splitlines()
+    prep, first, second, ro_average, ro_prep = r.stdout.strip().splitlines()
     assert prep == "/mnt/bin: cannot write (No space left on device) ['fill']"
     assert first == "ENOSPC []"  # and no temporary left
     assert second.startswith("1 error: /mnt/avg.pt: cannot write (No space left")
     assert second.endswith("[]")
+    assert ro_average == "1 error: /srv/avg.pt: cannot write (Read-only file system)"
+    assert ro_prep == "/srv/bin: cannot create (Read-only file system)"
 
 
 def test_average_into_a_missing_directory(mt_run, tmp_path):
