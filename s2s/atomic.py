@@ -72,13 +72,17 @@ def atomic_file(
     fd, tmp = tempfile.mkstemp(
         dir=path.parent or ".", prefix=f".{path.name}.", suffix=TMP_SUFFIX
     )
+    f = os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
     try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
         os.replace(tmp, path)
     except BaseException:
+        # Closing flushes what is buffered: on a full disk that fails again.
+        with contextlib.suppress(OSError):
+            f.close()
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)

@@ -111,7 +111,9 @@ def _unshare_ok() -> bool:
     not _unshare_ok(),
     reason="a real full file system needs `unshare -rm` to mount a small tmpfs",
 )
-def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
+def test_real_enospc_while_saving_averaging_preparing_translating(
+    mt_run, toy_raw, tmp_path
+):
     """A 256 kB tmpfs in a private mount namespace: torch's own writer fails; a
     read-only tmpfs beside it."""
     script = textwrap.dedent(
@@ -147,6 +149,15 @@ def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
             prep_text(opts, "/srv/bin", log=lambda m: None)
         except S2SError as e:
             print(e)
+        from s2s.decode.run import translate_file
+        open("/mnt/fill", "wb").write(b"x" * 240_000)
+        src = {str(tmp_path / "in.de")!r}
+        open(src, "w").write("eins zwei drei\\n" * 3000)
+        try:
+            translate_file({str(mt_run / "last.pt")!r}, src, "/mnt/o.en",
+                           beam=1)
+        except S2SError as e:
+            print(e, os.listdir("/mnt"))
         """
     )
     r = subprocess.run(
@@ -161,13 +172,15 @@ def test_real_enospc_while_saving_averaging_and_preparing(mt_run, toy_raw):
         timeout=120,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    prep, first, second, ro_average, ro_prep = r.stdout.strip().splitlines()
+    lines = r.stdout.strip().splitlines()
+    prep, first, second, ro_average, ro_prep, translate = lines
     assert prep == "/mnt/bin: cannot write (No space left on device) ['fill']"
     assert first == "ENOSPC []"  # and no temporary left
     assert second.startswith("1 error: /mnt/avg.pt: cannot write (No space left")
     assert second.endswith("[]")
     assert ro_average == "1 error: /srv/avg.pt: cannot write (Read-only file system)"
     assert ro_prep == "/srv/bin: cannot create (Read-only file system)"
+    assert translate == "/mnt/o.en: cannot write: No space left on device ['fill']"
 
 
 def test_average_into_a_missing_directory(mt_run, tmp_path):
