@@ -123,7 +123,7 @@ class TranslationTask:
         return result
 
     def _warn_long(self, message: str) -> None:
-        if message not in self.long_inputs:
+        if message not in self.long_inputs and sys.stderr is not None:
             self.long_inputs.add(message)
             print(f"warning: {message}", file=sys.stderr)
 
