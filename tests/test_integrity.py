@@ -43,10 +43,8 @@ def _translate(ckpt, tmp_path) -> object:
 # -- checkpoints ---------------------------------------------------------------------
 
 
-def test_one_flipped_bit_in_a_weight_is_found(mt_run, tmp_path):
-    """torch.load does not check the archive's CRCs: a flipped bit used to load."""
-    ckpt = tmp_path / "best.pt"
-    shutil.copy(mt_run / "best.pt", ckpt)
+def _flip_a_weight_bit(ckpt) -> str:
+    """Flip one bit in the middle of the largest entry; returns its name."""
     with zipfile.ZipFile(ckpt) as z:
         info = max(z.infolist(), key=lambda i: i.file_size)  # the largest weight
     data = bytearray(ckpt.read_bytes())
@@ -55,10 +53,23 @@ def test_one_flipped_bit_in_a_weight_is_found(mt_run, tmp_path):
     start = info.header_offset + 30 + len(info.filename.encode()) + extra
     data[start + info.file_size // 2] ^= 0x04
     ckpt.write_bytes(bytes(data))
-    with pytest.raises(S2SError, match=f"entry {info.filename} fails its CRC"):
-        load_checkpoint(ckpt)
-    r = _translate(ckpt, tmp_path)
+    return info.filename
+
+
+def test_one_flipped_bit_in_a_weight_is_found(mt_run, toy_bin, tmp_path):
+    """torch.load does not check the archive's CRCs: a flipped bit used to load,
+    translate to garbage with exit 0, and be resumed from."""
+    run = tmp_path / "run"
+    shutil.copytree(mt_run, run)
+    for name in ("best.pt", "last.pt"):
+        entry = _flip_a_weight_bit(run / name)
+        with pytest.raises(S2SError, match=f"entry {entry} fails its CRC"):
+            load_checkpoint(run / name)
+    r = _translate(run / "best.pt", tmp_path)
     assert r.exit_code == 1 and "best.pt: damaged" in r.stderr, r.output
+    cfg = load_config(None, [*TINY, "train.max_steps=4"])
+    with pytest.raises(S2SError, match="last.pt: damaged"):
+        Trainer(cfg, toy_bin, run, resume=True)
 
 
 def test_non_finite_weights_are_refused_on_load_and_never_written(mt_run, tmp_path):
@@ -118,7 +129,7 @@ def test_real_enospc_while_saving_averaging_preparing_translating(
     read-only tmpfs beside it."""
     script = textwrap.dedent(
         f"""
-        import errno, os, sys, subprocess
+        import errno, os
         import torch
         from s2s.data.prep_text import PrepOptions, prep_text
         from s2s.errors import S2SError
@@ -137,14 +148,12 @@ def test_real_enospc_while_saving_averaging_preparing_translating(
         except OSError as e:
             assert e.errno == errno.ENOSPC, e
             print("ENOSPC", os.listdir("/mnt"))
-        r = subprocess.run([sys.executable, "-m", "s2s", "average",
-                            {str(mt_run)!r}, "--out", "/mnt/avg.pt"],
-                           capture_output=True, text=True)
-        print(r.returncode, r.stderr.strip().splitlines()[-1], os.listdir("/mnt"))
-        r = subprocess.run([sys.executable, "-m", "s2s", "average",
-                            {str(mt_run)!r}, "--out", "/srv/avg.pt"],
-                           capture_output=True, text=True)
-        print(r.returncode, r.stderr.strip().splitlines()[-1])
+        from typer.testing import CliRunner
+        from s2s.cli import app
+        for out in ("/mnt/avg.pt", "/srv/avg.pt"):
+            r = CliRunner().invoke(app, ["average", {str(mt_run)!r}, "--out", out])
+            print(r.exit_code, r.stderr.strip().splitlines()[-1],
+                  os.listdir(os.path.dirname(out)))
         try:
             prep_text(opts, "/srv/bin", log=lambda m: None)
         except S2SError as e:
@@ -178,7 +187,9 @@ def test_real_enospc_while_saving_averaging_preparing_translating(
     assert first == "ENOSPC []"  # and no temporary left
     assert second.startswith("1 error: /mnt/avg.pt: cannot write (No space left")
     assert second.endswith("[]")
-    assert ro_average == "1 error: /srv/avg.pt: cannot write (Read-only file system)"
+    assert ro_average == (
+        "1 error: /srv/avg.pt: cannot write (Read-only file system) []"
+    )
     assert ro_prep == "/srv/bin: cannot create (Read-only file system)"
     assert translate == "/mnt/o.en: cannot write: No space left on device ['fill']"
 
