@@ -72,6 +72,9 @@ def atomic_file(
     fd, tmp = tempfile.mkstemp(
         dir=path.parent or ".", prefix=f".{path.name}.", suffix=TMP_SUFFIX
     )
+    # mkstemp makes 0600; the result gets the mode open() would have given.
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, _mode(path, 0o666))
     f = os.fdopen(fd, mode, encoding=None if "b" in mode else encoding)
     try:
         yield f
@@ -86,6 +89,16 @@ def atomic_file(
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _mode(path: Path, default: int) -> int:
+    """The permission bits of the existing `path`, else `default` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return default & ~umask
 
 
 def remove_stale(directory: str | Path, name: str = "*") -> None:
@@ -235,6 +248,7 @@ def build_dir(
         tmp = Path(
             tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
         )
+        tmp.chmod(_mode(path, 0o777))  # mkdtemp makes 0700
     except OSError as e:
         raise S2SError(f"{path}: cannot create ({e.strerror or e})") from None
     try:

@@ -60,9 +60,21 @@ def test_atomic_file_keeps_the_old_file_on_an_exception(tmp_path):
         raise KeyboardInterrupt
     assert path.read_text() == "old\n"
     assert sorted(os.listdir(tmp_path)) == ["f.txt"]  # no temporary left
+    path.chmod(0o640)
     with atomic_file(path) as f:
         f.write("new\n")
     assert path.read_text() == "new\n"
+    assert path.stat().st_mode & 0o777 == 0o640  # the old file's mode is kept
+    umask = os.umask(0o022)
+    try:
+        with atomic_file(tmp_path / "new.txt") as f:
+            f.write("x")
+        with build_dir(tmp_path / "d", "meta.json"):
+            pass
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644  # not 0600
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755  # not 0700
 
 
 def test_build_dir_refuses_what_it_would_destroy(tmp_path):
