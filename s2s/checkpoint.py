@@ -8,11 +8,13 @@ else.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "FORMAT_VERSION",
     "save_checkpoint",
     "load_checkpoint",
+    "non_finite_weight",
     "load_model",
     "load_speech_model",
     "load_lm_model",
@@ -48,13 +51,26 @@ FORMAT_VERSION = 1
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same directory, fsync, then rename: a crash
-    at any moment leaves either the old file or the new one, never a torn one."""
+    at any moment leaves either the old file or the new one, never a torn one.
+
+    Weights with NaN or infinite values are refused (`S2SError`), never written. A
+    failed write (a full disk, a missing directory) is an `OSError`, also where
+    torch reports it as a RuntimeError."""
     path = Path(path)
+    bad = non_finite_weight(payload.get("model", {}))
+    if bad:
+        raise S2SError(f"not writing {path}: weight {bad} holds NaN or infinite values")
     payload = {"format_version": FORMAT_VERSION, **payload}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            try:
+                torch.save(payload, f)
+            except RuntimeError as e:  # torch's zip writer after a failed write
+                cause = e.__cause__ or e.__context__
+                if isinstance(cause, OSError):
+                    raise cause from None
+                raise OSError(errno.EIO, f"torch could not write it: {e}") from None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -68,10 +84,43 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         os.close(dir_fd)
 
 
+def non_finite_weight(state: dict[str, Any]) -> str:
+    """The name of the first floating-point tensor of `state` holding NaN or inf
+    ("" when all are finite)."""
+    for name, t in state.items():
+        if (
+            isinstance(t, torch.Tensor)
+            and t.is_floating_point()
+            and not bool(torch.isfinite(t).all())
+        ):
+            return name
+    return ""
+
+
+def verify_archive(path: Path) -> None:
+    """torch.load does not check the CRC-32 its zip archive stores for every
+    entry; one flipped bit in a weight would load silently. Check them all."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, EOFError) as e:
+        raise S2SError(
+            f"{path}: not a readable checkpoint (damaged archive: {e})"
+        ) from None
+    except OSError as e:
+        raise S2SError(f"{path}: cannot read ({e.strerror or e})") from None
+    if bad is not None:
+        raise S2SError(
+            f"{path}: damaged: entry {bad} fails its CRC check (the file changed "
+            f"after it was written); use another checkpoint"
+        )
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise S2SError(f"{path}: no such checkpoint")
+    verify_archive(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many kinds for a damaged file
@@ -85,6 +134,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format {ckpt['format_version']}, this s2s reads "
             f"format {FORMAT_VERSION}"
         )
+    for key in ("config", "model"):
+        if not isinstance(ckpt.get(key), dict):
+            raise S2SError(f"{path}: not an s2s checkpoint (no {key!r})")
+    bad = non_finite_weight(ckpt["model"])
+    if bad:
+        raise S2SError(f"{path}: damaged: weight {bad} holds NaN or infinite values")
     return ckpt
 
 
@@ -144,6 +199,16 @@ def _load(
             f"{path} holds a model.task={cfg.model.task} model; {command} needs "
             f"a {' or '.join(tasks)} model"
         )
+    sides = ("src", "tgt") if cfg.model.task == "translation" else ("tgt",)
+    vocab = ckpt.get("vocab")
+    if not isinstance(vocab, dict) or not all(
+        isinstance(vocab.get(s), bytes) for s in sides
+    ):
+        raise S2SError(f"{path}: not an s2s checkpoint (no {'/'.join(sides)} vocab)")
+    if cfg.model.task in ("ctc", "joint"):
+        for key in ("features", "cmvn"):
+            if not isinstance(ckpt.get(key), dict):
+                raise S2SError(f"{path}: not an s2s checkpoint (no {key!r})")
     return ckpt, cfg
 
 

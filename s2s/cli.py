@@ -7,6 +7,7 @@ user can cause are `S2SError`s: printed as one line, exit status 1.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -335,7 +336,28 @@ def config_show(
     typer.echo(describe_config(config_of(config, set_ or [])))
 
 
+def guard_std_streams() -> None:
+    """Before any file is opened: a closed standard descriptor (`2>&-`) gets
+    /dev/null, so no output file can take its number and receive messages meant for
+    the terminal; `sys.std*` stay None for them, and commands that need one say it
+    is closed. Text on stdout is UTF-8 whatever the locale says (translations are
+    UTF-8 files), and messages on stderr never fail on a character the terminal's
+    encoding lacks."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)  # takes the lowest free number: fd
+    for stream, settings in (
+        (sys.stdout, {"encoding": "utf-8"}),
+        (sys.stderr, {"errors": "backslashreplace"}),
+    ):
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(**settings)
+
+
 def main() -> None:
+    guard_std_streams()
     app()
 
 

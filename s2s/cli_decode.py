@@ -54,6 +54,13 @@ def translate(
     threads: ThreadsOption = 0,
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
+    max_input_tokens: Annotated[
+        int | None,
+        typer.Option(
+            help="Longer input lines are cut to this many tokens, with a warning "
+            "naming the line (default: the checkpoint's decode.max_input_tokens)"
+        ),
+    ] = None,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -71,6 +78,7 @@ def translate(
         threads=threads,
         lm=lm,
         lm_weight=lm_weight,
+        max_input_tokens=max_input_tokens,
     )
 
 

@@ -86,6 +86,16 @@ def test_non_finite_samples_are_refused(tmp_path):
         load_audio(path, 16000)
 
 
+def test_float_samples_far_beyond_full_scale_are_refused(tmp_path):
+    """Samples of 1e15 used to overflow the features into NaN and a traceback."""
+    path = tmp_path / "loud.wav"
+    soundfile.write(str(path), _tone(0.1, 16000) * 1e15, 16000, subtype="FLOAT")
+    with pytest.raises(S2SError, match=r"loud\.wav: samples reach \de\+14, beyond"):
+        load_audio(path, 16000)
+    soundfile.write(str(path), _tone(0.1, 16000) * 30000, 16000, subtype="FLOAT")
+    assert load_audio(path, 16000).abs().max() > 1000  # int16-scaled floats load
+
+
 # --- manifests --------------------------------------------------------------------
 
 HEADER = "id\tpath\tduration\ttext\n"

@@ -63,9 +63,9 @@ def load_audio(
 
     Raises:
         S2SError: the file is missing, empty, cannot be decoded, holds non-finite
-            samples, is longer than `max_seconds`, or its header gives a rate that
-            is implausible or too costly to resample from; the message names the
-            file.
+            samples or samples beyond +-1e5 (float files), is longer than
+            `max_seconds`, or its header gives a rate that is implausible or too
+            costly to resample from; the message names the file.
     """
     path = _check_file(path)
     # The header is read first so an overlong file fails before it is decoded.
@@ -87,6 +87,14 @@ def load_audio(
     wave = torch.from_numpy(data).mean(dim=1)  # (N, C) -> (N,)
     if not torch.isfinite(wave).all():
         raise S2SError(f"{where(path)}: audio contains NaN or infinite samples")
+    peak = float(wave.abs().max())
+    if peak > _MAX_PEAK:
+        # Float files hold [-1, 1] (some tools write int16-scaled floats); 1e15
+        # overflows the features' float32 power spectrum into inf and NaN.
+        raise S2SError(
+            f"{where(path)}: samples reach {peak:.3g}, beyond +-{_MAX_PEAK:g}: not "
+            f"audio as stored (corrupt or mis-scaled float file)"
+        )
     if file_rate != sample_rate:
         wave = torchaudio.functional.resample(wave, file_rate, sample_rate)  # (N',)
     return wave.contiguous()
@@ -107,6 +115,7 @@ _DECODE_ERRORS = (RuntimeError, soundfile.SoundFileError, OSError, ValueError)
 # 16 kHz would allocate 16000 samples per stored one.
 _MIN_RATE, _MAX_RATE = 1000, 768_000
 _MAX_RESAMPLE_TERMS = 1_000_000
+_MAX_PEAK = 1e5
 
 
 def _header(path: Path) -> soundfile._SoundFileInfo:

@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2s.data.binarized import TokenArray, read_meta
+from s2s.data.binarized import (
+    TokenArray,
+    check_count,
+    check_vocab_size,
+    read_meta,
+)
 from s2s.data.vocab import BOS, EOS, PAD, Vocab
 from s2s.errors import S2SError
 
@@ -68,6 +73,7 @@ class ParallelData:
         self.tgt = TokenArray(self.directory, shards["tgt"], self.meta["dtype"])
         if len(self.src) != len(self.tgt):
             raise S2SError(f"{self.directory}: {split} source and target counts differ")
+        check_count(self.meta, self.directory, split, len(self.src))
         self.split = split
 
     def __len__(self) -> int:
@@ -81,6 +87,7 @@ class ParallelData:
             if files["tgt"] == files["src"]
             else Vocab.load(self.directory / files["tgt"])
         )
+        check_vocab_size(self.meta, self.directory, {"src": src, "tgt": tgt})
         return src, tgt
 
     def references(self) -> list[str] | None:

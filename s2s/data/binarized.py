@@ -21,7 +21,15 @@ import numpy as np
 
 from s2s.errors import S2SError
 
-__all__ = ["ShardWriter", "TokenArray", "read_meta", "write_meta", "META_FORMAT"]
+__all__ = [
+    "ShardWriter",
+    "TokenArray",
+    "check_count",
+    "check_vocab_size",
+    "read_meta",
+    "write_meta",
+    "META_FORMAT",
+]
 
 META_FORMAT = 1
 
@@ -126,18 +134,67 @@ def write_meta(directory: Path, meta: dict[str, Any]) -> None:
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / "meta.json"
+    """`meta.json` of a prep directory, checked: its fields have the right types
+    and every shard and vocabulary file it names is there."""
+    directory = Path(directory)
+    path = directory / "meta.json"
     try:
         meta = json.loads(path.read_text())
     except OSError:
         raise S2SError(
             f"{path}: not found; is {directory} a directory made by `s2s prep`?"
         ) from None
-    except json.JSONDecodeError as e:
-        raise S2SError(f"{path}: corrupt: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise S2SError(f"{path}: corrupt: {str(e)[:200]}") from None
+    if not isinstance(meta, dict):
+        raise S2SError(f"{path}: corrupt: not a JSON object")
     if meta.get("format") != META_FORMAT:
         raise S2SError(
-            f"{path}: data format {meta.get('format')} is not {META_FORMAT}; "
-            f"run `s2s prep` again"
+            f"{path}: data format {str(meta.get('format'))[:40]} is not "
+            f"{META_FORMAT}; run `s2s prep` again"
         )
+    for key, kind in (("task", str), ("dtype", str), ("shards", dict), ("vocab", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise S2SError(f"{path}: corrupt: {key!r} missing or not a {kind.__name__}")
+    if meta["dtype"] not in ("uint16", "int32"):
+        raise S2SError(f"{path}: corrupt: dtype {meta['dtype'][:40]!r}")
+    names = [v for v in meta["vocab"].values()]
+    for split, sides in meta["shards"].items():
+        if not isinstance(sides, dict) or not all(
+            isinstance(stems, list) for stems in sides.values()
+        ):
+            raise S2SError(f"{path}: corrupt: shards of {split!r}")
+        for stems in sides.values():
+            names += [f"{stem}{ext}" for stem in stems for ext in (".bin", ".idx.npy")]
+    for name in names:
+        if not isinstance(name, str) or not name or "/" in name or name[0] == ".":
+            raise S2SError(f"{path}: corrupt: file name {str(name)[:80]!r}")
+        if not (directory / name).is_file():
+            raise S2SError(
+                f"{directory / name}: missing (named in {path}); the directory is "
+                f"incomplete, run `s2s prep` again"
+            )
     return meta
+
+
+def check_count(meta: dict[str, Any], directory: Path, split: str, n: int) -> None:
+    """The shards of `split` must hold the item count `meta.json` recorded."""
+    kept = meta.get("stats", {}).get(split, {}).get("kept")
+    if isinstance(kept, int) and kept != n:
+        raise S2SError(
+            f"{directory / 'meta.json'}: records {kept} {split} items but the shards "
+            f"hold {n}; the directory is inconsistent, run `s2s prep` again"
+        )
+
+
+def check_vocab_size(meta: dict[str, Any], directory: Path, vocabs: dict) -> None:
+    """Each loaded vocabulary (side -> Vocab) must have the size `meta.json`
+    recorded: a vocabulary of another preparation would map ids to other pieces."""
+    sizes = meta.get("vocab_size", {})
+    for side, vocab in vocabs.items():
+        want = sizes.get(side) if isinstance(sizes, dict) else None
+        if isinstance(want, int) and want != len(vocab):
+            raise S2SError(
+                f"{directory / meta['vocab'][side]}: {len(vocab)} pieces, but "
+                f"{directory / 'meta.json'} records {want}; run `s2s prep` again"
+            )

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2s.atomic import build_dir
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.text import iter_lines
 from s2s.data.vocab import UNK, Vocab, train_sentencepiece
@@ -74,6 +75,20 @@ def reused_vocab(opts: MonoPrepOptions) -> Vocab | None:
 def prep_mono(
     opts: MonoPrepOptions, out: str | Path, log: Callable[[str], None] = print
 ) -> dict:
+    """Run the whole preparation into directory `out`, built beside it and swapped
+    in when complete (`s2s.atomic.build_dir`): an interrupted run leaves the old
+    directory as it was. Returns the stats written."""
+    t0 = time.time()
+    inputs = [f"{p}.{opts.lang}" for p in (opts.train, opts.valid, opts.test) if p]
+    with build_dir(out, "meta.json", inputs) as tmp:
+        stats = _prep_mono(opts, tmp, log)
+    log(f"wrote {out} in {time.time() - t0:.1f}s")
+    return stats
+
+
+def _prep_mono(
+    opts: MonoPrepOptions, out: str | Path, log: Callable[[str], None] = print
+) -> dict:
     """Prepare monolingual text into directory `out`; returns the stats written."""
     from rich.console import Console
     from rich.progress import Progress
@@ -88,7 +103,6 @@ def prep_mono(
             raise S2SError(f"{path}: no such file")
     vocab = reused_vocab(opts)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
     stats: dict[str, dict] = {}
     for split, path in paths.items():  # pass 1: every line is checked
         counts: Counter = Counter()
@@ -152,5 +166,4 @@ def prep_mono(
             f"{split}: {s['kept']} sentences, {s['tokens']} tokens "
             f"({s['unk']} unknown){dropped}"
         )
-    log(f"wrote {out} in {time.time() - t0:.1f}s")
     return stats

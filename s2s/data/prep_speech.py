@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from s2s.atomic import build_dir
 from s2s.data.audio import Utterance, load_audio, read_manifest, speed_perturb
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.features import GlobalCMVN
@@ -62,11 +63,24 @@ def _items(manifest: str, utts: list[Utterance], speeds: tuple) -> Iterator[_Ite
 def prep_speech(
     opts: SpeechPrepOptions, out: str | Path, log: Callable[[str], None] = print
 ) -> dict:
-    """Run the whole preparation into directory `out`; returns the stats written."""
+    """Run the whole preparation into directory `out`, built beside it and swapped
+    in when complete (`s2s.atomic.build_dir`): an interrupted run leaves the old
+    directory as it was. Returns the stats written."""
+    t0 = time.time()
+    inputs = [p for p in (opts.train, opts.valid, opts.test) if p]
+    with build_dir(out, "meta.json", inputs) as tmp:
+        stats = _prep_speech(opts, tmp, log)
+    log(f"wrote {out} in {time.time() - t0:.1f}s")
+    return stats
+
+
+def _prep_speech(
+    opts: SpeechPrepOptions, out: Path, log: Callable[[str], None]
+) -> dict:
+    """The preparation, into the (new, temporary) directory `out`."""
     from rich.console import Console
     from rich.progress import Progress
 
-    t0 = time.time()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     splits = {"train": opts.train, "valid": opts.valid}
@@ -145,7 +159,6 @@ def prep_speech(
         },
     )
     _report(stats, len(vocab), opts, log)
-    log(f"wrote {out} in {time.time() - t0:.1f}s")
     return stats
 
 

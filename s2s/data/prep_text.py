@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
+from s2s.atomic import build_dir
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.text import iter_parallel
 from s2s.data.vocab import EOS, Vocab, train_sentencepiece
@@ -73,7 +74,24 @@ def _count(opts: PrepOptions, prefix: str, tick: Callable[[int], None]) -> Count
 def prep_text(
     opts: PrepOptions, out: str | Path, log: Callable[[str], None] = print
 ) -> dict:
-    """Run the whole preparation into directory `out`; returns the stats written."""
+    """Run the whole preparation into directory `out`, built beside it and swapped
+    in when complete (`s2s.atomic.build_dir`): an interrupted run leaves the old
+    directory as it was. Returns the stats written."""
+    t0 = time.time()
+    inputs = [
+        _paths(p, lang)
+        for p in (opts.train, opts.valid, opts.test)
+        if p
+        for lang in (opts.src, opts.tgt)
+    ]
+    with build_dir(out, "meta.json", inputs) as tmp:
+        stats = _prep_text(opts, tmp, log)
+    log(f"wrote {out} in {time.time() - t0:.1f}s")
+    return stats
+
+
+def _prep_text(opts: PrepOptions, out: Path, log: Callable[[str], None]) -> dict:
+    """The preparation, into the (new, temporary) directory `out`."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -86,7 +104,6 @@ def prep_text(
         for lang in (opts.src, opts.tgt):
             if not _paths(prefix, lang).is_file():
                 raise S2SError(f"{_paths(prefix, lang)}: no such file")
-    t0 = time.time()
     stats: dict[str, dict] = {}
     console = Console(stderr=True)
     with Progress(transient=True, console=console) as progress:
@@ -177,7 +194,6 @@ def prep_text(
             f"({s['src_tokens']} + {s['tgt_tokens']} tokens)"
             + (f"; dropped {dropped}" if dropped else "")
         )
-    log(f"wrote {out} in {time.time() - t0:.1f}s")
     return stats
 
 

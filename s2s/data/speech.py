@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2s.data.binarized import TokenArray, read_meta
+from s2s.data.binarized import TokenArray, check_count, read_meta
 from s2s.data.features import FeatureExtractor, GlobalCMVN
 from s2s.data.vocab import PAD, Vocab
 from s2s.errors import S2SError
@@ -94,6 +94,7 @@ class SpeechData:
         self.tgt = TokenArray(self.directory, shards["tgt"], self.meta["dtype"])
         if len(self.feats) != len(self.tgt):
             raise S2SError(f"{self.directory}: {split} audio and text counts differ")
+        check_count(self.meta, self.directory, split, len(self.tgt))
         self.cmvn = GlobalCMVN.from_dict(self.meta["cmvn"])
 
     def __len__(self) -> int:

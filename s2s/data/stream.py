@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from s2s.data.binarized import TokenArray, read_meta
+from s2s.data.binarized import TokenArray, check_count, read_meta
 from s2s.data.vocab import BOS, EOS, PAD, Vocab
 from s2s.errors import S2SError
 
@@ -40,6 +40,7 @@ class MonoData:
             raise S2SError(f"{self.directory}: has no {split!r} split")
         shards = self.meta["shards"][split]["tgt"]
         self.tokens = TokenArray(self.directory, shards, self.meta["dtype"])
+        check_count(self.meta, self.directory, split, len(self.tokens))
         self.split = split
 
     def __len__(self) -> int:

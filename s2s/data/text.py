@@ -45,6 +45,8 @@ def clean_line(raw: bytes, path: object, lineno: int) -> str:
 
 def _open(path: str | Path) -> BinaryIO:
     if str(path) == "-":
+        if sys.stdin is None:
+            raise S2SError("<stdin>: cannot read: standard input is closed")
         return sys.stdin.buffer
     try:
         return open(path, "rb")  # noqa: SIM115 - closed by the caller's ExitStack
@@ -57,7 +59,7 @@ def iter_lines(path: str | Path, allow_empty: bool = True) -> Iterator[str]:
     name = "<stdin>" if str(path) == "-" else path
     with ExitStack() as stack:
         f = _open(path)
-        if f is not sys.stdin.buffer:
+        if str(path) != "-":
             stack.enter_context(f)
         for lineno, raw in enumerate(f, 1):
             line = clean_line(raw, name, lineno)

@@ -3,13 +3,17 @@ with paths."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from s2s.atomic import open_output, refuse_same_file, signals_raise
 from s2s.data.batching import longest_first
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
@@ -17,7 +21,10 @@ from s2s.errors import S2SError
 if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
     import torch
 
+    from s2s.config import DecodeConfig
+    from s2s.data.speech import FeatureSettings
     from s2s.data.vocab import Vocab
+    from s2s.decode.transcribe import Transcriber
     from s2s.models.lm import LSTMLM
 
 __all__ = ["translate_file", "transcribe_files", "read_aligned"]
@@ -36,12 +43,17 @@ def translate_file(
     threads: int = 0,
     lm: str | Path | None = None,
     lm_weight: float | None = None,
+    max_input_tokens: int | None = None,
 ) -> int:
     """Translate `input` line by line into `output`; returns the line count.
 
     With nbest > 1 each output line is `line_number<TAB>score<TAB>text`. With an
-    `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
+    `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`. A
+    line over `max_input_tokens` (default: the checkpoint's
+    decode.max_input_tokens) is cut to that length with a warning naming it.
+    `output` is written whole at the end or not at all (`s2s.atomic`).
     """
+    refuse_same_file([input], output)
     from s2s.checkpoint import load_model
     from s2s.decode.translate import Translator
     from s2s.device import pick_device
@@ -57,7 +69,11 @@ def translate_file(
     changes = {
         k: v
         for k, v in dict(
-            beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens
+            beam=beam,
+            nbest=nbest,
+            lenpen=lenpen,
+            batch_tokens=batch_tokens,
+            max_input_tokens=max_input_tokens,
         ).items()
         if v is not None
     }
@@ -67,13 +83,20 @@ def translate_file(
     if dcfg.nbest > dcfg.beam:
         raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
     lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
+    if dcfg.max_input_tokens < 2:
+        raise S2SError(f"--max-input-tokens must be >= 2, got {dcfg.max_input_tokens}")
+    cut: list[str] = []
+
+    def warn(message: str) -> None:
+        cut.append(message)
+        _status(f"warning: {message}")
+
     translator = Translator(
-        model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight
+        model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight, warn
     )
     name = "<stdin>" if input == "-" else input
-    out = _open_output(output)
     t0, n, empty = time.time(), 0, 0
-    try:
+    with signals_raise(signal.SIGTERM, signal.SIGHUP), open_output(output) as out:
         lines = iter_lines(input)
         for n, hyps in enumerate(translator.translate_stream(lines, source=name), 1):
             if not hyps[0][0] and hyps[0][1] == 0.0:
@@ -83,18 +106,27 @@ def translate_file(
             else:
                 for text, score in hyps:
                     out.write(f"{n}\t{score:.4f}\t{text}\n")
-        out.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
     dt = time.time() - t0
-    print(
+    _status(
         f"translated {n} lines in {dt:.1f}s ({n / max(dt, 1e-9):.1f} lines/s, beam "
         f"{dcfg.beam}{_fusion_note(lm, weight)})"
-        + (f"; {empty} empty lines left empty" if empty else ""),
-        file=sys.stderr,
+        + (f"; {empty} empty lines left empty" if empty else "")
+        + (
+            f"; {len(cut)} lines cut to --max-input-tokens {dcfg.max_input_tokens}"
+            if cut
+            else ""
+        )
     )
     return n
+
+
+def _status(message: str) -> None:
+    """A line for the user on stderr; nowhere if stderr is closed (never into the
+    output)."""
+    if sys.stderr is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        print(message, file=sys.stderr, flush=True)
 
 
 def _fusion_lm(
@@ -161,12 +193,12 @@ def transcribe_files(
     import torch
 
     from s2s.checkpoint import load_speech_model
-    from s2s.data.audio import audio_seconds, load_audio
     from s2s.decode.transcribe import Transcriber
     from s2s.device import pick_device
     from s2s.memory import keep_freed_memory
 
     items = _audio_items(list(audio), manifest)
+    refuse_same_file([manifest or "-", *(str(p) for _, p in items)], output)
     keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
@@ -204,6 +236,35 @@ def transcribe_files(
             line = f"{manifest}:{i + 2}: " if manifest is not None else ""
             raise S2SError(f"{line}{e}") from None
 
+    with signals_raise(signal.SIGTERM, signal.SIGHUP), open_output(output) as out:
+        texts, seconds, t0 = _transcribe_all(
+            items, manifest, transcriber, features, dcfg, located
+        )
+        for (utt_id, _), text in zip(items, texts, strict=True):
+            out.write(f"{text}\n" if len(items) == 1 else f"{utt_id}\t{text}\n")
+    dt = time.time() - t0
+    total = sum(seconds)
+    _status(
+        f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
+        f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
+        f"beam {dcfg.beam}, {dev}{_fusion_note(lm, weight)})"
+    )
+    return len(items)
+
+
+def _transcribe_all(
+    items: list[tuple[str, Path]],
+    manifest: str | Path | None,
+    transcriber: Transcriber,
+    features: FeatureSettings,
+    dcfg: DecodeConfig,
+    located: Callable,
+) -> tuple[list[str], list[float], float]:
+    """Transcribe every item, a frame budget of files at a time: (texts in input
+    order, seconds of each file, start time). `located(i, read, *args)` reads item
+    i, naming its manifest line in errors."""
+    from s2s.data.audio import audio_seconds, load_audio
+
     t0 = time.time()
     # Headers only: a bad file fails before any work.
     seconds = [located(i, audio_seconds) for i in range(len(items))]
@@ -223,32 +284,7 @@ def transcribe_files(
                 )
         for i, text in zip(group, transcriber.transcribe(waves), strict=True):
             texts[i] = text
-    out = _open_output(output)
-    try:
-        for (utt_id, _), text in zip(items, texts, strict=True):
-            out.write(f"{text}\n" if len(items) == 1 else f"{utt_id}\t{text}\n")
-        out.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    dt = time.time() - t0
-    total = sum(seconds)
-    print(
-        f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
-        f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
-        f"beam {dcfg.beam}, {dev}{_fusion_note(lm, weight)})",
-        file=sys.stderr,
-    )
-    return len(items)
-
-
-def _open_output(output: str):
-    if output == "-":
-        return sys.stdout
-    try:
-        return open(output, "w", encoding="utf-8")  # noqa: SIM115 - caller closes
-    except OSError as e:
-        raise S2SError(f"{output}: cannot write: {e.strerror}") from None
+    return texts, seconds, t0
 
 
 def _audio_items(
@@ -264,6 +300,8 @@ def _audio_items(
     if audio == ["-"]:
         # Paths are kept byte for byte (no whitespace folding, any encoding the file
         # system takes); blank lines skipped.
+        if sys.stdin is None:
+            raise S2SError("<stdin>: cannot read: standard input is closed")
         raw = sys.stdin.buffer.read().split(b"\n")
         audio = [os.fsdecode(p.rstrip(b"\r")) for p in raw if p.strip()]
     elif "-" in audio:

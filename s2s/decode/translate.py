@@ -6,7 +6,7 @@ travel inside it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -35,7 +35,13 @@ class Translator:
         precision: str = "fp32",
         lm: LSTMLM | None = None,
         lm_weight: float = 0.0,
+        warn: Callable[[str], None] | None = None,
     ):
+        """`warn`: how an input over `cfg.max_input_tokens` is handled. None: it is
+        an error naming the line; a function: the input is cut to the limit (the
+        rest of the file is still translated) and `warn` gets a message naming the
+        line."""
+        self.warn = warn
         self.model = for_decoding(model.to(device).eval(), device, precision)
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.cfg, self.device, self.precision = cfg, device, precision
@@ -56,12 +62,17 @@ class Translator:
         error messages about overlong inputs.
         """
         ids = [seq + [EOS] for seq in self.src_vocab.encode(lines)]
+        limit = self.cfg.max_input_tokens
         for k, seq in enumerate(ids):
-            if len(seq) > self.cfg.max_input_tokens:
-                raise S2SError(
+            if len(seq) > limit:
+                msg = (
                     f"{source}:{first_line + k}: input is {len(seq)} tokens long, over "
-                    f"decode.max_input_tokens={self.cfg.max_input_tokens}"
+                    f"decode.max_input_tokens={limit}"
                 )
+                if self.warn is None:
+                    raise S2SError(msg)
+                self.warn(f"{msg}; translating its first {limit - 1} tokens only")
+                ids[k] = seq[: limit - 1] + [EOS]
         results: list[list[tuple[str, float]]] = [[("", 0.0)] for _ in lines]
         todo = np.array([k for k, line in enumerate(lines) if line], dtype=np.int64)
         if len(todo) == 0:

@@ -37,5 +37,10 @@ def average_checkpoints(run: str | Path, out: str | Path, last: int) -> list[Pat
     # optimizer, schedule and RNG states only serve resuming.
     resume_only = {"model", "optimizer", "schedule", "scaler", "rng", "format_version"}
     keep = {k: v for k, v in newest.items() if k not in resume_only}
-    save_checkpoint(out, {**keep, "model": model, "averaged": [p.name for p in paths]})
+    try:
+        save_checkpoint(
+            out, {**keep, "model": model, "averaged": [p.name for p in paths]}
+        )
+    except OSError as e:
+        raise S2SError(f"{out}: cannot write ({e.strerror or e})") from None
     return paths

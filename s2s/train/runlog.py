@@ -79,7 +79,10 @@ class RunConsole:
 
     def attach(self, path: Path) -> None:
         """Append every later message to `path` (rank 0's train.log)."""
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        try:
+            self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            raise S2SError(f"{path}: cannot append ({e.strerror})") from None
         self._plain = Console(
             file=self._file, color_system=None, width=10_000, soft_wrap=True
         )
@@ -134,7 +137,11 @@ class MetricsWriter:
     _NOT_SCALARS = ("step", "time", "elapsed", "epoch")
 
     def __init__(self, out: Path, tensorboard: bool):
-        self.file = open(out / "metrics.jsonl", "a")  # noqa: SIM115
+        path = out / "metrics.jsonl"
+        try:
+            self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:  # e.g. a directory of that name
+            raise S2SError(f"{path}: cannot append ({e.strerror})") from None
         self.tb = tensorboard_writer(out / "tensorboard") if tensorboard else None
 
     def write(self, record: dict[str, Any]) -> None:

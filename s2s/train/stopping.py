@@ -1,4 +1,5 @@
-"""When training stops: step, epoch and time limits, and SIGINT/SIGTERM.
+"""When training stops: step, epoch and time limits, and SIGINT/SIGTERM/SIGHUP (a
+closed terminal).
 
 A signal finishes the step under way, saves last.pt and exits cleanly; a second one
 interrupts at once. Under torchrun a signal or the clock may reach one rank a step
@@ -33,7 +34,7 @@ class StopRules:
         if threading.current_thread() is threading.main_thread():
             self._old = {
                 sig: signal.signal(sig, self._on_signal)
-                for sig in (signal.SIGINT, signal.SIGTERM)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
             }
         return self
 

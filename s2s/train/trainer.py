@@ -51,6 +51,7 @@ from s2s.train.distributed import (
     seed_rank,
     shard,
 )
+from s2s.train.lock import lock_run_dir, unlock_run_dir
 from s2s.train.progress import Report
 from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.schedule import LRSchedule
@@ -145,6 +146,7 @@ class Trainer:
         # A full checkpoint: weights and AdamW's two moments, fp32.
         n_bytes = sum(3 * 4 * p.numel() for p in self.model.parameters()) + 2**20
         check_output_dir(self.out, n_bytes)
+        lock_run_dir(self.out)  # before anything here is touched
         remove_stale_temporaries(self.out)
         return (self.out / "last.pt").exists()
 
@@ -185,6 +187,10 @@ class Trainer:
             raise S2SError(
                 f"cannot write {path} ({e.strerror or e}); stopped at step "
                 f"{self.state.step}, {self._saved}"
+            ) from None
+        except S2SError as e:  # e.g. non-finite weights, never written
+            raise S2SError(
+                f"{e}; stopped at step {self.state.step}, {self._saved}"
             ) from None
 
     def _clock(self) -> float:
@@ -414,6 +420,8 @@ class Trainer:
             raise
         finally:
             report.close()
+            if self.dist.is_main:
+                unlock_run_dir(self.out)
         st.seconds = self._clock()
         self._started = None
         self.console.print(f"stopped at step {st.step}: {stop}")

@@ -4,6 +4,7 @@ truncated BPTT), validation loss, perplexity and greedy BLEU/chrF."""
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,16 @@ class TranslationTask:
         if len(self.data["train"]) == 0:
             raise S2SError(f"{data_dir}: the training split is empty")
         self.src_vocab, self.tgt_vocab = self.data["train"].vocabs()
+        valid = self.data["valid"]
+        raw = valid.directory / f"valid.raw.{valid.meta.get('src')}"
+        ref = valid.directory / f"valid.ref.{valid.meta.get('tgt')}"
+        if cfg.train.valid_bleu and ref.exists() and not raw.is_file():
+            # Found now, not at the first validation hours later.
+            raise S2SError(
+                f"{raw}: missing (prep writes it beside {ref.name}); run `s2s prep "
+                f"text` again, or set train.valid_bleu=false"
+            )
+        self.long_inputs: set[str] = set()  # validation lines already warned about
 
     def describe(self) -> str:
         return f"{len(self.data['train'])} pairs"
@@ -95,13 +106,26 @@ class TranslationTask:
             dcfg = type(self.cfg.decode)(
                 **{**asdict(self.cfg.decode), "beam": 1, "nbest": 1}
             )
+            # Prep keeps held-out lines whole: one over decode.max_input_tokens is
+            # cut (warned about once), never a reason to stop training.
             tr = Translator(
-                model, self.src_vocab, self.tgt_vocab, dcfg, device, precision
+                model,
+                self.src_vocab,
+                self.tgt_vocab,
+                dcfg,
+                device,
+                precision,
+                warn=self._warn_long,
             )
-            hyps = [h[0][0] for h in tr.translate(srcs)]
+            hyps = [h[0][0] for h in tr.translate(srcs, source=str(raw))]
             scores = bleu_chrf(hyps, refs[:n])
             result["valid_bleu"], result["valid_chrf"] = scores.bleu, scores.chrf
         return result
+
+    def _warn_long(self, message: str) -> None:
+        if message not in self.long_inputs and sys.stderr is not None:
+            self.long_inputs.add(message)
+            print(f"warning: {message}", file=sys.stderr)
 
     def checkpoint_extras(self) -> dict[str, Any]:
         meta = self.data["train"].meta
