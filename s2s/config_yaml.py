@@ -2,8 +2,9 @@
 
 A config is a few dozen scalars in three sections, so anything far larger is an
 error, reported in one short line, never expanded: a file over `MAX_BYTES`, nesting
-deeper than `MAX_DEPTH`, more than `MAX_ALIASES` aliases (a 504-byte alias bomb
-describes a billion items), an integer of more than `MAX_DIGITS` digits. Numbers are
+deeper than `MAX_DEPTH`, more than `MAX_ALIASES` aliases, a document that aliases
+expand to more than `MAX_VALUES` values (a 504-byte alias bomb describes a billion),
+an integer of more than `MAX_DIGITS` digits. Numbers are
 read as a person writes them: `3e-3` is a float (YAML 1.1 reads it as a string
 without a dot in the mantissa).
 """
@@ -23,6 +24,7 @@ __all__ = ["read_yaml", "parse_yaml_value", "short"]
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 20
 MAX_ALIASES = 100
+MAX_VALUES = 10_000
 MAX_DIGITS = 100
 
 # YAML 1.2's floats (1e3, 3e-3, .5, 1_000.5 as PyYAML has it), where 1.1 needs a
@@ -80,10 +82,36 @@ class _Limit(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=mark)
 
 
+def _expanded(node: yaml.Node, memo: dict[int, int | None]) -> int:
+    """How many values `node` stands for once every alias is expanded, counting
+    each shared node once per reference without expanding anything."""
+    key = id(node)
+    if key in memo:
+        if memo[key] is None:
+            raise _Limit(node.start_mark, "an alias refers to itself")
+        return memo[key]
+    memo[key] = None
+    n = 1
+    if isinstance(node, yaml.SequenceNode):
+        n += sum(_expanded(c, memo) for c in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        n += sum(_expanded(k, memo) + _expanded(v, memo) for k, v in node.value)
+    memo[key] = n
+    return n
+
+
 def _load(text: str) -> Any:
     loader = _Loader(text)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded(node, {}) > MAX_VALUES:
+            raise _Limit(
+                node.start_mark,
+                f"aliases expand it to over {MAX_VALUES:,} values (an alias bomb?)",
+            )
+        return loader.construct_document(node)
     finally:
         loader.dispose()
 
@@ -93,8 +121,12 @@ def _reason(e: Exception) -> str:
     if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        return where + short(e.problem or e.context or "not valid YAML", 120)
-    return short(str(e).splitlines()[0] if str(e) else type(e).__name__, 120)
+        return where + _cut(e.problem or e.context or "not valid YAML")
+    return _cut(str(e).splitlines()[0] if str(e) else type(e).__name__)
+
+
+def _cut(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def read_yaml(path: Path) -> Any:
