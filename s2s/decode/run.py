@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
@@ -16,6 +15,7 @@ from s2s.errors import S2SError
 if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
     import torch
 
+    from s2s.config import Config
     from s2s.data.vocab import Vocab
     from s2s.models.lm import LSTMLM
 
@@ -46,6 +46,7 @@ def translate_file(
     from s2s.train.checkpoint import load_model
     from s2s.train.trainer import pick_device
 
+    _check_device_threads(device, threads)
     keep_freed_memory()
     if threads:
         import torch
@@ -53,18 +54,13 @@ def translate_file(
         torch.set_num_threads(threads)
     dev = pick_device(device)
     model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
-    changes = {
-        k: v
-        for k, v in dict(
-            beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens
-        ).items()
-        if v is not None
-    }
-    dcfg = replace(cfg.decode, **changes)
-    if "beam" in changes and "nbest" not in changes:
-        dcfg.nbest = min(dcfg.nbest, dcfg.beam)
-    if dcfg.nbest > dcfg.beam:
-        raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
+    options = dict(beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens)
+    if beam is not None and nbest is None:  # the checkpoint's nbest, up to --beam
+        options["nbest"] = min(cfg.decode.nbest, max(beam, 1))
+    width = cfg.decode.beam if beam is None else beam
+    if nbest is not None and nbest > width >= 1:
+        raise S2SError(f"--nbest {nbest} cannot exceed --beam {width}")
+    dcfg = _decode_options(cfg, options).decode
     lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
     translator = Translator(
         model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight
@@ -165,13 +161,14 @@ def transcribe_files(
     from s2s.train.checkpoint import load_speech_model
     from s2s.train.trainer import pick_device
 
+    _check_device_threads(device, threads)
     items = _audio_items(list(audio), manifest)
     keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     dev = pick_device(device)
     model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
-    changes = dict(
+    options = dict(
         beam=beam,
         mode=mode,
         ctc_weight=ctc_weight,
@@ -180,16 +177,16 @@ def transcribe_files(
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
     )
-    dcfg = replace(cfg.decode, **{k: v for k, v in changes.items() if v is not None})
-    if dcfg.beam < 1 or dcfg.batch_tokens < 1:
-        raise S2SError("--beam and --batch-tokens must be positive")
-    if not 0.0 <= dcfg.ctc_weight <= 1.0:
-        raise S2SError(f"--ctc-weight must be in [0, 1], got {dcfg.ctc_weight}")
-    if not 0 <= dcfg.chunk_overlap < dcfg.chunk_seconds / 2:
+    seconds, overlap = (
+        cfg.decode.chunk_seconds if chunk_seconds is None else chunk_seconds,
+        cfg.decode.chunk_overlap if chunk_overlap is None else chunk_overlap,
+    )
+    if not 0 <= overlap < seconds / 2:
         raise S2SError(
-            f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
-            f"--chunk-overlap {dcfg.chunk_overlap} (and the overlap >= 0)"
+            f"--chunk-seconds {seconds} must be over twice --chunk-overlap "
+            f"{overlap} (and the overlap >= 0)"
         )
+    dcfg = _decode_options(cfg, options).decode
     lm_model, weight = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
     transcriber = Transcriber(
         model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
@@ -243,6 +240,26 @@ def transcribe_files(
         file=sys.stderr,
     )
     return len(items)
+
+
+def _check_device_threads(device: str, threads: int) -> None:
+    """--device and --threads take what train.device and train.threads take."""
+    from s2s.config import check_option
+
+    check_option("train.device", device, "--device")
+    check_option("train.threads", threads, "--threads")
+
+
+def _decode_options(cfg: Config, options: dict[str, Any]) -> Config:
+    """The checkpoint's config with the decoding options given (None: the
+    checkpoint's), each checked as config values are; errors name the flag."""
+    from s2s.config import with_options
+
+    return with_options(
+        cfg,
+        {f"decode.{k}": v for k, v in options.items()},
+        {f"decode.{k}": "--" + k.replace("_", "-") for k in options},
+    )
 
 
 def _open_output(output: str):

@@ -53,6 +53,7 @@ from s2s.train.distributed import (
 )
 from s2s.train.progress import Report
 from s2s.train.schedule import LRSchedule
+from s2s.train.sizing import check_model_fits
 from s2s.train.state import RunState
 from s2s.train.stopping import StopRules, minutes_since
 from s2s.train.tasks import load_task
@@ -95,6 +96,7 @@ class Trainer:
         self.console = console or Console(stderr=True, quiet=not self.dist.is_main)
         self.amp = autocast_for(self.device, self.tc.precision)
         self.task = load_task(cfg, data_dir)
+        check_model_fits(self.task.build_model, cfg.model, self.device)
 
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
@@ -189,20 +191,26 @@ class Trainer:
         task_states = None
         if hasattr(self.task, "state_dict"):  # per rank, like the RNG states
             task_states = self.dist.gather(self.task.state_dict())
-        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
-            raise S2SError(
-                f"step {st.step}: the weights are not finite, not saving them; "
-                f"{self._saved}"
-            )
+        self._check_finite("them")
 
         def write() -> None:
             self._write(self.out / "last.pt", lambda: self._payload(rng, task_states))
-            self._write(self.out / f"step-{st.step}.pt", self._payload)
-            for old in numbered_checkpoints(self.out)[: -self.tc.keep_last]:
+            if self.tc.keep_last:
+                self._write(self.out / f"step-{st.step}.pt", self._payload)
+            steps = numbered_checkpoints(self.out)
+            for old in steps[: max(len(steps) - self.tc.keep_last, 0)]:
                 old.unlink()
 
         self.dist.main_only(write)
         self._saved = f"{self.out / 'last.pt'} holds step {st.step}"
+
+    def _check_finite(self, what: str) -> None:
+        """Weights with NaN or inf are never saved: stop, naming what is kept."""
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            raise S2SError(
+                f"step {self.state.step}: the weights are not finite, not saving "
+                f"{what}; {self._saved} (lower train.lr?)"
+            )
 
     def _resume(self, path: Path) -> None:
         if self.dist.enabled and not path.is_file():
@@ -336,8 +344,10 @@ class Trainer:
         if key == "valid_bleu" and key in result:
             score = -score
         self.schedule.on_validation(result["valid_loss"])
-        improved = st.best is None or score < st.best
+        # A NaN score is never an improvement (nor would it compare as one later).
+        improved = math.isfinite(score) and (st.best is None or score < st.best)
         if improved:
+            self._check_finite("best.pt")
             st.best, st.bad_evals = score, 0
             self.dist.main_only(
                 lambda: self._write(self.out / "best.pt", self._payload)
