@@ -46,7 +46,8 @@ def translate_file(
     from s2s.train.checkpoint import load_model
     from s2s.train.trainer import pick_device
 
-    _check_device_threads(device, threads)
+    options = dict(beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens)
+    _check_options(device, threads, options)
     keep_freed_memory()
     if threads:
         import torch
@@ -54,7 +55,6 @@ def translate_file(
         torch.set_num_threads(threads)
     dev = pick_device(device)
     model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
-    options = dict(beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens)
     if beam is not None and nbest is None:  # the checkpoint's nbest, up to --beam
         options["nbest"] = min(cfg.decode.nbest, max(beam, 1))
     width = cfg.decode.beam if beam is None else beam
@@ -161,13 +161,6 @@ def transcribe_files(
     from s2s.train.checkpoint import load_speech_model
     from s2s.train.trainer import pick_device
 
-    _check_device_threads(device, threads)
-    items = _audio_items(list(audio), manifest)
-    keep_freed_memory()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
     options = dict(
         beam=beam,
         mode=mode,
@@ -177,6 +170,13 @@ def transcribe_files(
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
     )
+    _check_options(device, threads, options)
+    items = _audio_items(list(audio), manifest)
+    keep_freed_memory()
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
     seconds, overlap = (
         cfg.decode.chunk_seconds if chunk_seconds is None else chunk_seconds,
         cfg.decode.chunk_overlap if chunk_overlap is None else chunk_overlap,
@@ -242,23 +242,32 @@ def transcribe_files(
     return len(items)
 
 
-def _check_device_threads(device: str, threads: int) -> None:
-    """--device and --threads take what train.device and train.threads take."""
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _check_options(device: str, threads: int, options: dict[str, Any]) -> None:
+    """Each option alone, before any work: --device and --threads take what
+    train.device and train.threads take, the others what their decode.* key takes
+    (None: not given)."""
     from s2s.config import check_option
 
     check_option("train.device", device, "--device")
     check_option("train.threads", threads, "--threads")
+    for key, value in options.items():
+        if value is not None:
+            check_option(f"decode.{key}", value, _flag(key))
 
 
 def _decode_options(cfg: Config, options: dict[str, Any]) -> Config:
     """The checkpoint's config with the decoding options given (None: the
-    checkpoint's), each checked as config values are; errors name the flag."""
+    checkpoint's), checked with it as a whole; errors name the flag."""
     from s2s.config import with_options
 
     return with_options(
         cfg,
         {f"decode.{k}": v for k, v in options.items()},
-        {f"decode.{k}": "--" + k.replace("_", "-") for k in options},
+        {f"decode.{k}": _flag(k) for k in options},
     )
 
 
