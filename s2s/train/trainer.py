@@ -343,11 +343,11 @@ class Trainer:
         score = result.get(key, result["valid_loss"])
         if key == "valid_bleu" and key in result:
             score = -score
+        self._check_finite("them")  # as best.pt or later as last.pt
         self.schedule.on_validation(result["valid_loss"])
         # A NaN score is never an improvement (nor would it compare as one later).
         improved = math.isfinite(score) and (st.best is None or score < st.best)
         if improved:
-            self._check_finite("best.pt")
             st.best, st.bad_evals = score, 0
             self.dist.main_only(
                 lambda: self._write(self.out / "best.pt", self._payload)
