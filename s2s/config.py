@@ -294,7 +294,7 @@ def validate(cfg: Config) -> None:
     if m.task == "ctc" and d.mode in ("joint", "attention"):
         raise S2SError(
             f"decode.mode={d.mode} needs an attention decoder (model.task=joint); "
-            "a ctc model decodes with decode.mode=ctc"
+            "a ctc model has none: use mode ctc (decode.mode=ctc)"
         )
     if not 0.0 <= d.chunk_overlap < d.chunk_seconds / 2:
         raise S2SError(

@@ -150,3 +150,13 @@ def test_prep_says_when_the_vocabulary_is_smaller_than_asked(toy_raw, tmp_path):
     assert "not the 100,000 asked for (--vocab-size)" in r.output
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "b2"), "--vocab-size", "40"])
     assert r.exit_code == 0 and "asked for" not in r.output
+
+
+def test_version_matches_the_package_metadata():
+    import tomllib
+    from pathlib import Path
+
+    from s2s import __version__
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    assert tomllib.loads(pyproject.read_text())["project"]["version"] == __version__
