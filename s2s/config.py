@@ -41,6 +41,7 @@ __all__ = [
     "with_options",
     "check_option",
     "check_value",
+    "validate",
     "describe_config",
 ]
 

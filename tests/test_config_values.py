@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from s2s.config import Config, check_option, load_config, with_options
+from s2s.config import Config, load_config
 from s2s.errors import S2SError
 
 BAD = [
@@ -151,6 +151,8 @@ def test_bad_yaml_and_huge_files_are_one_line(tmp_path):
 
 
 def test_decoding_options_pass_the_same_check_named_by_flag():
+    from s2s.config import check_option, with_options
+
     cfg = Config()
     labels = {"decode.beam": "--beam", "decode.lenpen": "--lenpen"}
     out = with_options(cfg, {"decode.beam": 3, "decode.lenpen": None}, labels)

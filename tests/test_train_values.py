@@ -3,6 +3,7 @@ keep_last=0, a model too large for the machine."""
 
 import io
 import math
+import sys
 
 import pytest
 import torch
@@ -66,15 +67,23 @@ def test_keep_last(toy_bin, tmp_path):
     assert load_checkpoint(tmp_path / "none" / "last.pt")["state"]["step"] == 6
 
 
-def test_a_model_too_large_names_its_size_before_allocating(toy_bin, tmp_path):
+def test_a_model_too_large_names_its_size_before_allocating(
+    toy_bin, tmp_path, monkeypatch
+):
     """model.hidden_size=100000: 40 billion parameters in the decoder alone. It is
     counted on the meta device; nothing is allocated, no directory is made."""
+    from s2s.train import sizing
+
+    if sys.platform.startswith("linux"):
+        assert sizing.available_bytes(torch.device("cpu")) > 0
+    # As on a machine with 100 GB free, whatever this one has.
+    monkeypatch.setattr(sizing, "available_bytes", lambda device: 100 * 10**9)
     with pytest.raises(S2SError) as e:
         _trainer(toy_bin, tmp_path / "run", ["model.hidden_size=100000"])
     message = str(e.value)
     assert "model.hidden_size=100000" in message
     assert "G parameters: " in message and " GB of weights, at least " in message
-    assert " GB to train, but cpu has " in message
+    assert " GB to train, but cpu has 100.0 GB free" in message
     assert not (tmp_path / "run").exists()
 
 
@@ -95,3 +104,10 @@ def test_a_huge_learning_rate_keeps_no_best(toy_bin, tmp_path):
     st = _trainer(toy_bin, tmp_path, [*extra, "train.valid_every=3"]).run()
     assert st.best is None and st.skipped_steps >= 4
     assert not (tmp_path / "best.pt").exists()
+
+
+def test_a_config_built_in_python_is_checked_too(toy_bin, tmp_path):
+    cfg = load_config(None, [*TINY, "train.max_steps=2"])
+    cfg.train.lr = float("inf")
+    with pytest.raises(S2SError, match="train.lr must be a finite number, got inf"):
+        Trainer(cfg, toy_bin, tmp_path / "run")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from s2s.config import Config
+from s2s.config import Config, validate
 from s2s.errors import S2SError
 from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
 from s2s.precision import autocast_for
@@ -84,6 +84,7 @@ class Trainer:
     ):
         from rich.console import Console
 
+        validate(cfg)  # a Config built in Python has not met the checks yet
         self.cfg, self.tc = cfg, cfg.train
         self.out = Path(out_dir)
         keep_freed_memory()
