@@ -322,6 +322,10 @@ def describe_config(cfg: Config | None = None) -> str:
                 if typing.get_origin(tp) is Literal
                 else getattr(tp, "__name__", str(tp))
             )
+            if any(k in f.metadata for k in ("ge", "gt", "le", "lt")):
+                kind += f", {_bounds(f.metadata)}"
+            elif "means" in f.metadata:
+                kind += f": {f.metadata['means']}"
             lines.append(f"  # {f.metadata['help']} [{kind}]")
             dumped = yaml.safe_dump({name: value}, default_flow_style=True).strip()
             lines.append(f"  {dumped[1:-1]}")

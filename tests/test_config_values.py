@@ -181,3 +181,12 @@ def test_bad_value_through_the_cli_is_one_line_subprocess(tmp_path):
     )
     assert r.returncode == 1
     assert r.stderr == "error: train.lr must be a finite number, got nan\n"
+
+
+def test_config_show_says_what_each_key_takes():
+    from s2s.config import describe_config
+
+    text = describe_config()
+    assert "# peak learning rate (AdamW) [float, > 0]" in text
+    assert "[str: auto, cpu, cuda or cuda:N]" in text
+    assert "[int, in [0, 4294967295]]" in text
