@@ -22,7 +22,8 @@ app = typer.Typer(
     help="Sequence-to-sequence translation and speech recognition with LSTMs.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    # --install-completion / --show-completion: Typer's shell completion (README)
+    add_completion=True,
 )
 prep_app = typer.Typer(
     help="Prepare data: vocabularies and binarized shards.", no_args_is_help=True
@@ -39,6 +40,36 @@ app.add_typer(prep_app, name="prep")
 app.add_typer(score_app, name="score")
 app.add_typer(config_app, name="config")
 app.add_typer(plot_app, name="plot")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from s2s import __version__
+
+        try:
+            torch = version("torch")  # without importing it: --version stays instant
+        except PackageNotFoundError:
+            torch = "not installed"
+        py = ".".join(map(str, sys.version_info[:3]))
+        typer.echo(f"s2s {__version__} (torch {torch}, python {py})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the versions of s2s, torch and python, and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Sequence-to-sequence translation and speech recognition with LSTMs."""
 
 
 def _err(msg: str) -> None:

@@ -4,14 +4,20 @@ Each section is a dataclass whose fields carry their own help text. A config is 
 from the defaults, then a YAML file, then dotted `--set section.key=value` overrides;
 an unknown or misspelt key, or a value of the wrong type, is an error naming the key.
 The resolved config is stored in every checkpoint (`Config.to_dict`), so decoding
-never needs the YAML again. The sections, every key with its default and help, are
-in `s2s.config_sections`; this module loads, overrides and validates them.
+never needs the YAML again. The sections, every key with its default, help and
+allowed values, are in `s2s.config_sections`; this module loads, overrides and
+validates them. Every value passes `check_value` where it enters: YAML
+(`config_from_dict`), `--set` (`apply_overrides`) and the decoding commands' options
+(`with_options`, `check_option`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from s2s.config_sections import DecodeConfig, ModelConfig, TrainConfig
+from s2s.config_yaml import parse_yaml_value, read_yaml, short
 from s2s.errors import S2SError
 
 __all__ = [
@@ -31,6 +38,10 @@ __all__ = [
     "load_config",
     "config_from_dict",
     "apply_overrides",
+    "with_options",
+    "check_option",
+    "check_value",
+    "validate",
     "describe_config",
 ]
 
@@ -77,23 +88,25 @@ def _coerce(key: str, value: Any, tp: Any, from_string: bool) -> Any:
             try:
                 return tp(value)  # also takes 3e-3, which YAML 1.1 reads as a string
             except ValueError:
-                raise S2SError(f"{key} must be {tp.__name__}, got {value!r}") from None
+                raise S2SError(
+                    f"{key} must be {tp.__name__}, got {short(value)}"
+                ) from None
         if origin is not Literal:
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError as e:
-                raise S2SError(f"{key}: cannot parse {value!r}: {e}") from None
+            value = parse_yaml_value(value, key)
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
             raise S2SError(
-                f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}"
+                f"{key} must be one of {', '.join(map(str, choices))}, "
+                f"got {short(value)}"
             )
         return value
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise S2SError(f"{key} must be a list of {len(args)} values, got {value!r}")
+            raise S2SError(
+                f"{key} must be a list of {len(args)} values, got {short(value)}"
+            )
         return tuple(
             _coerce(key, v, a, from_string=False)
             for v, a in zip(value, args, strict=True)
@@ -114,16 +127,66 @@ def _coerce(key: str, value: Any, tp: Any, from_string: bool) -> Any:
             return value
     else:
         raise AssertionError(f"unsupported config type {tp}")
-    raise S2SError(f"{key} must be {tp.__name__}, got {value!r}")
+    raise S2SError(f"{key} must be {tp.__name__}, got {short(value)}")
 
 
-def _set(cfg: Config, section: str, key: str, value: Any, from_string: bool) -> None:
+def _bounds(meta: dict[str, Any]) -> str:
+    """The allowed range of a number, as an error message says it."""
+    lo = ("[", meta["ge"]) if "ge" in meta else ("(", meta.get("gt"))
+    hi = ("]", meta["le"]) if "le" in meta else (")", meta.get("lt"))
+    if lo[1] is not None and hi[1] is not None:
+        return f"in {lo[0]}{_num(lo[1])}, {_num(hi[1])}{hi[0]}"
+    if lo[1] is not None:
+        return f"{'>=' if lo[0] == '[' else '>'} {_num(lo[1])}"
+    return f"{'<=' if hi[0] == ']' else '<'} {_num(hi[1])}"
+
+
+def _num(x: float) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def check_value(name: str, value: Any, f: dataclasses.Field) -> None:
+    """Check a typed value against the constraints declared on its field (see
+    `s2s.config_sections`): finite floats, bounds, patterns. `name` is what the
+    error calls it: the key, or the command-line flag it came from."""
+    meta = f.metadata
+    items = value if isinstance(value, tuple) else (value,)
+    for v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise S2SError(f"{name} must be a finite number, got {short(value)}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            ok = (
+                ("ge" not in meta or v >= meta["ge"])
+                and ("gt" not in meta or v > meta["gt"])
+                and ("le" not in meta or v <= meta["le"])
+                and ("lt" not in meta or v < meta["lt"])
+            )
+            if not ok:
+                each = " (each)" if isinstance(value, tuple) else ""
+                raise S2SError(
+                    f"{name} must be {_bounds(meta)}{each}, got {short(value)}"
+                )
+        pattern = meta.get("pattern")
+        if isinstance(v, str) and pattern and not re.fullmatch(pattern, v):
+            raise S2SError(f"{name} must be {meta['means']}, got {short(value)}")
+
+
+def _set(
+    cfg: Config,
+    section: str,
+    key: str,
+    value: Any,
+    from_string: bool,
+    label: str | None = None,
+) -> None:
     if section not in _SECTIONS:
         raise _unknown("section", section, list(_SECTIONS))
     fields = _section_fields(section)
     if key not in fields:
         raise _unknown("key", f"{section}.{key}", [f"{section}.{k}" for k in fields])
-    value = _coerce(f"{section}.{key}", value, fields[key].type, from_string)
+    name = label or f"{section}.{key}"
+    value = _coerce(name, value, fields[key].type, from_string)
+    check_value(name, value, fields[key])
     setattr(getattr(cfg, section), key, value)
 
 
@@ -166,75 +229,52 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except OSError as e:
-            raise S2SError(f"{path}: cannot read config: {e.strerror}") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise S2SError(f"{path}: not valid YAML: {e}") from None
+        data = read_yaml(path) or {}
     cfg = config_from_dict(data, source=str(path))
     return apply_overrides(cfg, list(overrides))
 
 
+def with_options(
+    cfg: Config, values: dict[str, Any], labels: dict[str, str] | None = None
+) -> Config:
+    """A copy of `cfg` with `section.key` values set (None: left as it is), each
+    checked as YAML and `--set` values are; errors call a key by its label (the
+    command-line flag it came from) where `labels` has one."""
+    labels = labels or {}
+    cfg = copy.deepcopy(cfg)
+    for dotted, value in values.items():
+        if value is not None:
+            section, key = dotted.split(".")
+            _set(cfg, section, key, value, from_string=False, label=labels.get(dotted))
+    validate(cfg)
+    return cfg
+
+
+def check_option(key: str, value: Any, label: str) -> Any:
+    """Check a command-line option that has the type and allowed values of config
+    key `key` (`--device` as `train.device`, `--threads` as `train.threads`) but is
+    not stored in the config; returns the value."""
+    section, name = key.split(".")
+    _set(Config(), section, name, value, from_string=False, label=label)
+    return value
+
+
 def validate(cfg: Config) -> None:
-    """Checks that involve more than one key."""
+    """Every value against its declared constraints (`check_value`), then the
+    checks that involve more than one key."""
+    for section in _SECTIONS:
+        for name, f in _section_fields(section).items():
+            check_value(f"{section}.{name}", getattr(getattr(cfg, section), name), f)
     m, t, d = cfg.model, cfg.train, cfg.decode
-    positive = {
-        "model.emb_dim": m.emb_dim,
-        "model.enc_hidden_size": m.enc_hidden_size,
-        "model.hidden_size": m.hidden_size,
-        "model.enc_layers": m.enc_layers,
-        "model.dec_layers": m.dec_layers,
-        "model.num_mels": m.num_mels,
-        "train.batch_tokens": t.batch_tokens,
-        "train.accum_steps": t.accum_steps,
-        "train.valid_every": t.valid_every,
-        "train.save_every": t.save_every,
-        "train.log_every": t.log_every,
-        "decode.beam": d.beam,
-        "decode.nbest": d.nbest,
-        "decode.batch_tokens": d.batch_tokens,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise S2SError(f"{key} must be positive, got {value}")
     if m.attention == "dot" and 2 * m.enc_hidden_size != m.hidden_size:
         raise S2SError(
             "model.attention=dot needs 2 * model.enc_hidden_size == model.hidden_size "
             f"(got {m.enc_hidden_size} and {m.hidden_size}); use general or mlp"
         )
-    if not 0.0 <= m.dropout < 1.0:
-        raise S2SError(f"model.dropout must be in [0, 1), got {m.dropout}")
-    if m.param_init < 0.0:
-        raise S2SError(f"model.param_init must be >= 0, got {m.param_init}")
-    if not 0.0 <= m.label_smoothing < 1.0:
+    if d.max_len_ratio == 0 and d.max_len_a == 0:
         raise S2SError(
-            f"model.label_smoothing must be in [0, 1), got {m.label_smoothing}"
-        )
-    for key, value in {
-        "model.ctc_weight": m.ctc_weight,
-        "decode.ctc_weight": d.ctc_weight,
-    }.items():
-        if not 0.0 <= value <= 1.0:
-            raise S2SError(f"{key} must be in [0, 1], got {value}")
-    if d.ctc_candidates < 0:
-        raise S2SError(f"decode.ctc_candidates must be >= 0, got {d.ctc_candidates}")
-    if t.tbptt_steps < 0:
-        raise S2SError(f"train.tbptt_steps must be >= 0, got {t.tbptt_steps}")
-    if t.max_bad_steps < 0:
-        raise S2SError(f"train.max_bad_steps must be >= 0, got {t.max_bad_steps}")
-    for key, value in {
-        "model.subsample_channels": m.subsample_channels,
-        "model.freq_masks": m.freq_masks,
-        "model.freq_width": m.freq_width,
-        "model.time_masks": m.time_masks,
-        "model.max_time_width": m.max_time_width,
-    }.items():
-        if value < 0:
-            raise S2SError(f"{key} must be >= 0, got {value}")
-    if not 0.0 <= m.time_width_ratio <= 1.0:
-        raise S2SError(
-            f"model.time_width_ratio must be in [0, 1], got {m.time_width_ratio}"
+            "decode.max_len_ratio and decode.max_len_a are both 0: no output could "
+            "be longer than 0 tokens"
         )
     speech = m.task in ("ctc", "joint")
     if speech and m.subsample == "conv" and m.num_mels < 7:
@@ -246,8 +286,6 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"train.tbptt_steps is for translation; set it to 0 for {m.task}{hint}"
         )
-    if t.bptt < 2:
-        raise S2SError(f"train.bptt must be >= 2, got {t.bptt}")
     needs = {"bleu": ("translation",), "wer": ("ctc", "joint")}.get(t.select_by, ())
     if needs and m.task not in needs:
         raise S2SError(
@@ -257,7 +295,7 @@ def validate(cfg: Config) -> None:
     if m.task == "ctc" and d.mode in ("joint", "attention"):
         raise S2SError(
             f"decode.mode={d.mode} needs an attention decoder (model.task=joint); "
-            "a ctc model decodes with decode.mode=ctc"
+            "a ctc model has none: use mode ctc (decode.mode=ctc)"
         )
     if not 0.0 <= d.chunk_overlap < d.chunk_seconds / 2:
         raise S2SError(
@@ -284,6 +322,10 @@ def describe_config(cfg: Config | None = None) -> str:
                 if typing.get_origin(tp) is Literal
                 else getattr(tp, "__name__", str(tp))
             )
+            if any(k in f.metadata for k in ("ge", "gt", "le", "lt")):
+                kind += f", {_bounds(f.metadata)}"
+            elif "means" in f.metadata:
+                kind += f": {f.metadata['means']}"
             lines.append(f"  # {f.metadata['help']} [{kind}]")
             dumped = yaml.safe_dump({name: value}, default_flow_style=True).strip()
             lines.append(f"  {dumped[1:-1]}")

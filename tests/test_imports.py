@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "s2s"
 # Lowest first. A name stands for that module or package and everything under it.
 LAYERS: list[tuple[str, ...]] = [
     ("s2s.errors", "s2s.atomic", "s2s"),  # "s2s": the package itself, its version
-    ("s2s.config", "s2s.config_sections"),
+    ("s2s.config", "s2s.config_sections", "s2s.config_yaml"),
     ("s2s.data",),
     ("s2s.models",),
     ("s2s.checkpoint", "s2s.device", "s2s.memory", "s2s.precision", "s2s.metrics"),

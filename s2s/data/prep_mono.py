@@ -119,6 +119,8 @@ def _prep_mono(
             vocab_size=opts.vocab_size,
             model_type=opts.spm_type,
             max_sentences=opts.max_spm_sentences,
+            log=log,
+            name=f"{opts.lang} vocabulary",
         )
     else:
         log(f"reusing {opts.spm_model or opts.vocab_from} ({len(vocab)} pieces)")

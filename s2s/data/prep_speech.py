@@ -101,7 +101,7 @@ def _prep_speech(
         vocab = train_sentencepiece(texts, vocab_size=10_000, model_type="char")
     else:
         log(f"training SentencePiece (unigram, {opts.vocab_size} pieces) ...")
-        vocab = train_sentencepiece(texts, vocab_size=opts.vocab_size)
+        vocab = train_sentencepiece(texts, vocab_size=opts.vocab_size, log=log)
     (out / "spm.model").write_bytes(vocab.proto)
     dtype = "uint16" if len(vocab) < 2**16 else "int32"
 

@@ -132,13 +132,16 @@ def _prep_text(opts: PrepOptions, out: Path, log: Callable[[str], None]) -> dict
         vocab_size=opts.vocab_size,
         model_type=opts.spm_type,
         max_sentences=opts.max_spm_sentences,
+        log=log,
     )
     if opts.joint_vocab:
-        src_vocab = tgt_vocab = train_sentencepiece(both(), **kw)
+        src_vocab = tgt_vocab = train_sentencepiece(
+            both(), name="joint vocabulary", **kw
+        )
         vocab_files = {"src": "spm.joint.model", "tgt": "spm.joint.model"}
     else:
-        src_vocab = train_sentencepiece(side(1), **kw)
-        tgt_vocab = train_sentencepiece(side(2), **kw)
+        src_vocab = train_sentencepiece(side(1), name=f"{opts.src} vocabulary", **kw)
+        tgt_vocab = train_sentencepiece(side(2), name=f"{opts.tgt} vocabulary", **kw)
         vocab_files = {"src": f"spm.{opts.src}.model", "tgt": f"spm.{opts.tgt}.model"}
     (out / vocab_files["src"]).write_bytes(src_vocab.proto)
     (out / vocab_files["tgt"]).write_bytes(tgt_vocab.proto)

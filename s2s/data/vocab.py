@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import sentencepiece as spm
@@ -69,12 +69,15 @@ def train_sentencepiece(
     model_type: str = "unigram",
     character_coverage: float = 1.0,
     max_sentences: int = 2_000_000,
+    log: Callable[[str], None] | None = None,
+    name: str = "vocabulary",
 ) -> Vocab:
     """Train a SentencePiece model on an iterator of sentences, in memory.
 
     SentencePiece samples at most `max_sentences` of them, so memory stays bounded on
     large corpora. `hard_vocab_limit=False` lets tiny corpora train a smaller
-    vocabulary than asked for instead of failing.
+    vocabulary than asked for instead of failing; `log` (if given) is told so,
+    naming the vocabulary by `name`.
     """
     model = io.BytesIO()
 
@@ -100,4 +103,10 @@ def train_sentencepiece(
         )
     except RuntimeError as e:
         raise S2SError(f"SentencePiece training failed: {e}") from None
-    return Vocab(model.getvalue())
+    vocab = Vocab(model.getvalue())
+    if log is not None and len(vocab) < vocab_size:
+        log(
+            f"{name}: {len(vocab):,} pieces, not the {vocab_size:,} asked for "
+            "(--vocab-size): the training text gives no more"
+        )
+    return vocab

@@ -116,8 +116,12 @@ def perplexity_file(
     from rich.progress import Progress
 
     from s2s.checkpoint import load_lm_model
+    from s2s.config import check_option
     from s2s.device import pick_device
 
+    check_option("train.device", device, "--device")
+    check_option("train.threads", threads, "--threads")
+    check_option("decode.batch_tokens", batch_tokens, "--batch-tokens")
     if threads:
         torch.set_num_threads(threads)
     dev = pick_device(device)

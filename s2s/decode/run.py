@@ -9,9 +9,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from s2s.atomic import open_output, refuse_same_file, signals_raise
 from s2s.data.batching import longest_first
@@ -21,7 +20,7 @@ from s2s.errors import S2SError
 if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
     import torch
 
-    from s2s.config import DecodeConfig
+    from s2s.config import Config, DecodeConfig
     from s2s.data.speech import FeatureSettings
     from s2s.data.vocab import Vocab
     from s2s.decode.transcribe import Transcriber
@@ -59,6 +58,14 @@ def translate_file(
     from s2s.device import pick_device
     from s2s.memory import keep_freed_memory
 
+    options = dict(
+        beam=beam,
+        nbest=nbest,
+        lenpen=lenpen,
+        batch_tokens=batch_tokens,
+        max_input_tokens=max_input_tokens,
+    )
+    _check_options(device, threads, options)
     keep_freed_memory()
     if threads:
         import torch
@@ -66,22 +73,12 @@ def translate_file(
         torch.set_num_threads(threads)
     dev = pick_device(device)
     model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
-    changes = {
-        k: v
-        for k, v in dict(
-            beam=beam,
-            nbest=nbest,
-            lenpen=lenpen,
-            batch_tokens=batch_tokens,
-            max_input_tokens=max_input_tokens,
-        ).items()
-        if v is not None
-    }
-    dcfg = replace(cfg.decode, **changes)
-    if "beam" in changes and "nbest" not in changes:
-        dcfg.nbest = min(dcfg.nbest, dcfg.beam)
-    if dcfg.nbest > dcfg.beam:
-        raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
+    if beam is not None and nbest is None:  # the checkpoint's nbest, up to --beam
+        options["nbest"] = min(cfg.decode.nbest, max(beam, 1))
+    width = cfg.decode.beam if beam is None else beam
+    if nbest is not None and nbest > width >= 1:
+        raise S2SError(f"--nbest {nbest} cannot exceed --beam {width}")
+    dcfg = _decode_options(cfg, options).decode
     lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
     if dcfg.max_input_tokens < 2:
         raise S2SError(f"--max-input-tokens must be >= 2, got {dcfg.max_input_tokens}")
@@ -197,14 +194,7 @@ def transcribe_files(
     from s2s.device import pick_device
     from s2s.memory import keep_freed_memory
 
-    items = _audio_items(list(audio), manifest)
-    refuse_same_file([manifest or "-", *(str(p) for _, p in items)], output)
-    keep_freed_memory()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
-    changes = dict(
+    options = dict(
         beam=beam,
         mode=mode,
         ctc_weight=ctc_weight,
@@ -213,16 +203,24 @@ def transcribe_files(
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
     )
-    dcfg = replace(cfg.decode, **{k: v for k, v in changes.items() if v is not None})
-    if dcfg.beam < 1 or dcfg.batch_tokens < 1:
-        raise S2SError("--beam and --batch-tokens must be positive")
-    if not 0.0 <= dcfg.ctc_weight <= 1.0:
-        raise S2SError(f"--ctc-weight must be in [0, 1], got {dcfg.ctc_weight}")
-    if not 0 <= dcfg.chunk_overlap < dcfg.chunk_seconds / 2:
+    _check_options(device, threads, options)
+    items = _audio_items(list(audio), manifest)
+    refuse_same_file([manifest or "-", *(str(p) for _, p in items)], output)
+    keep_freed_memory()
+    if threads:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
+    seconds, overlap = (
+        cfg.decode.chunk_seconds if chunk_seconds is None else chunk_seconds,
+        cfg.decode.chunk_overlap if chunk_overlap is None else chunk_overlap,
+    )
+    if not 0 <= overlap < seconds / 2:
         raise S2SError(
-            f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
-            f"--chunk-overlap {dcfg.chunk_overlap} (and the overlap >= 0)"
+            f"--chunk-seconds {seconds} must be over twice --chunk-overlap "
+            f"{overlap} (and the overlap >= 0)"
         )
+    dcfg = _decode_options(cfg, options).decode
     lm_model, weight = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
     transcriber = Transcriber(
         model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
@@ -285,6 +283,35 @@ def _transcribe_all(
         for i, text in zip(group, transcriber.transcribe(waves), strict=True):
             texts[i] = text
     return texts, seconds, t0
+
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def _check_options(device: str, threads: int, options: dict[str, Any]) -> None:
+    """Each option alone, before any work: --device and --threads take what
+    train.device and train.threads take, the others what their decode.* key takes
+    (None: not given)."""
+    from s2s.config import check_option
+
+    check_option("train.device", device, "--device")
+    check_option("train.threads", threads, "--threads")
+    for key, value in options.items():
+        if value is not None:
+            check_option(f"decode.{key}", value, _flag(key))
+
+
+def _decode_options(cfg: Config, options: dict[str, Any]) -> Config:
+    """The checkpoint's config with the decoding options given (None: the
+    checkpoint's), checked with it as a whole; errors name the flag."""
+    from s2s.config import with_options
+
+    return with_options(
+        cfg,
+        {f"decode.{k}": v for k, v in options.items()},
+        {f"decode.{k}": _flag(k) for k in options},
+    )
 
 
 def _audio_items(

@@ -18,6 +18,8 @@ def average_checkpoints(run: str | Path, out: str | Path, last: int) -> list[Pat
     The result keeps the newest checkpoint's config and vocabularies and no optimizer
     state: it is for decoding. Returns the files used.
     """
+    if last < 1:  # [-0:] would be every file, [--2:] the newest alone
+        raise S2SError(f"--last must be >= 1, got {last}")
     paths = numbered_checkpoints(run)[-last:]
     if not paths:
         raise S2SError(f"{run}: no step-N.pt checkpoints to average")

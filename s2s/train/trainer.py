@@ -41,7 +41,7 @@ from s2s.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from s2s.config import Config
+from s2s.config import Config, validate
 from s2s.errors import S2SError
 from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
 from s2s.precision import autocast_for
@@ -55,6 +55,7 @@ from s2s.train.lock import lock_run_dir, unlock_run_dir
 from s2s.train.progress import Report
 from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.schedule import LRSchedule
+from s2s.train.sizing import check_model_fits
 from s2s.train.state import RunState
 from s2s.train.stopping import StopRules, minutes_since
 from s2s.train.task_loading import load_task
@@ -85,6 +86,7 @@ class Trainer:
     ):
         from rich.console import Console
 
+        validate(cfg)  # a Config built in Python has not met the checks yet
         self.cfg, self.tc = cfg, cfg.train
         self.out = Path(out_dir)
         keep_freed_memory()
@@ -101,6 +103,7 @@ class Trainer:
         )
         self.amp = autocast_for(self.device, self.tc.precision)
         self.task = load_task(cfg, data_dir)
+        check_model_fits(self.task.build_model, cfg.model, self.device)
 
         torch.manual_seed(self.tc.seed)
         random.seed(self.tc.seed)
@@ -208,20 +211,26 @@ class Trainer:
         task_states = None
         if hasattr(self.task, "state_dict"):  # per rank, like the RNG states
             task_states = self.dist.gather(self.task.state_dict())
-        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
-            raise S2SError(
-                f"step {st.step}: the weights are not finite, not saving them; "
-                f"{self._saved}"
-            )
+        self._check_finite("them")
 
         def write() -> None:
             self._write(self.out / "last.pt", lambda: self._payload(rng, task_states))
-            self._write(self.out / f"step-{st.step}.pt", self._payload)
-            for old in numbered_checkpoints(self.out)[: -self.tc.keep_last]:
+            if self.tc.keep_last:
+                self._write(self.out / f"step-{st.step}.pt", self._payload)
+            steps = numbered_checkpoints(self.out)
+            for old in steps[: max(len(steps) - self.tc.keep_last, 0)]:
                 old.unlink()
 
         self.dist.main_only(write)
         self._saved = f"{self.out / 'last.pt'} holds step {st.step}"
+
+    def _check_finite(self, what: str) -> None:
+        """Weights with NaN or inf are never saved: stop, naming what is kept."""
+        if not all(bool(p.isfinite().all()) for p in self.model.parameters()):
+            raise S2SError(
+                f"step {self.state.step}: the weights are not finite, not saving "
+                f"{what}; {self._saved} (lower train.lr?)"
+            )
 
     def _resume(self, path: Path) -> None:
         if self.dist.enabled and not path.is_file():
@@ -363,8 +372,10 @@ class Trainer:
         score = result.get(key, result["valid_loss"])
         if key == "valid_bleu" and key in result:
             score = -score
+        self._check_finite("them")  # as best.pt or later as last.pt
         self.schedule.on_validation(result["valid_loss"])
-        improved = st.best is None or score < st.best
+        # A NaN score is never an improvement (nor would it compare as one later).
+        improved = math.isfinite(score) and (st.best is None or score < st.best)
         if improved:
             st.best, st.bad_evals = score, 0
             st.best_valid = {"step": st.step, **numbers}  # for `s2s info`
