@@ -36,7 +36,6 @@ __all__ = [
     "load_lm_model",
     "numbered_checkpoints",
     "check_output_dir",
-    "check_same_model",
     "remove_stale_temporaries",
     "rng_state",
     "set_rng_state",
@@ -48,8 +47,12 @@ FORMAT_VERSION = 1
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     """Write to a temporary file in the same directory, fsync, then rename: a crash
     at any moment leaves either the old file or the new one, never a torn one."""
+    from s2s import __version__
+
     path = Path(path)
-    payload = {"format_version": FORMAT_VERSION, **payload}
+    versions = {"s2s": __version__, "torch": str(torch.__version__)}
+    # The versions of the writer (an average's too, whatever its inputs recorded).
+    payload = {"format_version": FORMAT_VERSION, **payload, "versions": versions}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -153,20 +156,6 @@ def numbered_checkpoints(directory: str | Path) -> list[Path]:
         if m:
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
-
-
-def check_same_model(ckpt: dict, cfg: Config, path: str | Path) -> None:
-    """Resuming: the model settings must be the checkpoint's."""
-    old_model = ckpt["config"]["model"]
-    new_model = cfg.to_dict()["model"]
-    diff = [k for k in new_model if old_model.get(k) != new_model[k]]
-    if diff:
-        raise S2SError(
-            f"{path}: model settings differ from the checkpoint's: "
-            + ", ".join(
-                f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
-            )
-        )
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:
