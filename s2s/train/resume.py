@@ -125,7 +125,7 @@ def resume_config(
     last = out / "last.pt"
     if not (resume and last.is_file()):
         if data is None:
-            raise S2SError("--data is required (only --resume can take it from last.pt)")
+            raise S2SError("--data is required (--resume takes it from last.pt)")
         return load_config(path, overrides), data
     from s2s.train.checkpoint import load_checkpoint
 
