@@ -6,18 +6,10 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
-
-if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
-    import torch
-
-    from s2s.data.vocab import Vocab
-    from s2s.models.lm import LSTMLM
 
 __all__ = ["translate_file", "transcribe_files", "read_aligned"]
 
@@ -41,40 +33,27 @@ def translate_file(
     With nbest > 1 each output line is `line_number<TAB>score<TAB>text`. With an
     `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
     """
-    from s2s.decode.translate import Translator
-    from s2s.memory import keep_freed_memory
-    from s2s.train.checkpoint import load_model
-    from s2s.train.trainer import pick_device
+    from s2s.decode.api import Translator
 
-    keep_freed_memory()
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
-    changes = {
-        k: v
-        for k, v in dict(
-            beam=beam, nbest=nbest, lenpen=lenpen, batch_tokens=batch_tokens
-        ).items()
-        if v is not None
-    }
-    dcfg = replace(cfg.decode, **changes)
-    if "beam" in changes and "nbest" not in changes:
-        dcfg.nbest = min(dcfg.nbest, dcfg.beam)
-    if dcfg.nbest > dcfg.beam:
-        raise S2SError(f"--nbest {dcfg.nbest} cannot exceed --beam {dcfg.beam}")
-    lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
     translator = Translator(
-        model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight
+        checkpoint,
+        beam=beam,
+        nbest=nbest,
+        lenpen=lenpen,
+        batch_tokens=batch_tokens,
+        device=device,
+        precision=precision,
+        threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
     )
+    dcfg = translator.config
     name = "<stdin>" if input == "-" else input
     out = _open_output(output)
     t0, n, empty = time.time(), 0, 0
     try:
         lines = iter_lines(input)
-        for n, hyps in enumerate(translator.translate_stream(lines, source=name), 1):
+        for n, hyps in enumerate(translator.stream(lines, source=name), 1):
             if not hyps[0][0] and hyps[0][1] == 0.0:
                 empty += 1
             if dcfg.nbest == 1:
@@ -89,37 +68,14 @@ def translate_file(
     dt = time.time() - t0
     print(
         f"translated {n} lines in {dt:.1f}s ({n / max(dt, 1e-9):.1f} lines/s, beam "
-        f"{dcfg.beam}{_fusion_note(lm, weight)})"
+        f"{dcfg.beam}{_fusion_note(lm, lm_weight)})"
         + (f"; {empty} empty lines left empty" if empty else ""),
         file=sys.stderr,
     )
     return n
 
 
-def _fusion_lm(
-    lm: str | Path | None,
-    lm_weight: float | None,
-    vocab: Vocab,
-    device: torch.device,
-    checkpoint: str | Path,
-) -> tuple[LSTMLM | None, float]:
-    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`. The weight
-    has no default: the best one depends on both models (recipes/lm-en/RESULTS.md
-    measured 0 for its pair), so it is chosen on a validation set."""
-    from s2s.decode.fusion import load_lm
-
-    if lm is None:
-        if lm_weight is not None:
-            raise S2SError("--lm-weight needs --lm (a language model checkpoint)")
-        return None, 0.0
-    if lm_weight is None:
-        raise S2SError("--lm needs --lm-weight (choose it on a validation set)")
-    if lm_weight < 0:
-        raise S2SError(f"--lm-weight must be >= 0, got {lm_weight}")
-    return load_lm(lm, vocab, device, model_path=checkpoint), lm_weight
-
-
-def _fusion_note(lm: str | Path | None, weight: float) -> str:
+def _fusion_note(lm: str | Path | None, weight: float | None) -> str:
     return f", LM {lm} weight {weight:g}" if lm is not None else ""
 
 
@@ -157,21 +113,12 @@ def transcribe_files(
     checkpoint's decode settings (`s2s.config.DecodeConfig`). With an `lm`
     checkpoint, the search of the mode (also at beam 1) fuses it with
     `lm_weight`."""
-    import torch
-
-    from s2s.data.audio import audio_seconds, load_audio
-    from s2s.decode.transcribe import Transcriber
-    from s2s.memory import keep_freed_memory
-    from s2s.train.checkpoint import load_speech_model
-    from s2s.train.trainer import pick_device
+    from s2s.data.audio import audio_seconds
+    from s2s.decode.api import Transcriber
 
     items = _audio_items(list(audio), manifest)
-    keep_freed_memory()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
-    changes = dict(
+    transcriber = Transcriber(
+        checkpoint,
         beam=beam,
         mode=mode,
         ctc_weight=ctc_weight,
@@ -179,53 +126,17 @@ def transcribe_files(
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
+        device=device,
+        precision=precision,
+        threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
     )
-    dcfg = replace(cfg.decode, **{k: v for k, v in changes.items() if v is not None})
-    if dcfg.beam < 1 or dcfg.batch_tokens < 1:
-        raise S2SError("--beam and --batch-tokens must be positive")
-    if not 0.0 <= dcfg.ctc_weight <= 1.0:
-        raise S2SError(f"--ctc-weight must be in [0, 1], got {dcfg.ctc_weight}")
-    if not 0 <= dcfg.chunk_overlap < dcfg.chunk_seconds / 2:
-        raise S2SError(
-            f"--chunk-seconds {dcfg.chunk_seconds} must be over twice "
-            f"--chunk-overlap {dcfg.chunk_overlap} (and the overlap >= 0)"
-        )
-    lm_model, weight = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
-    transcriber = Transcriber(
-        model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
-    )
-
-    def located(i: int, read, *args):
-        """`read(path_i, *args)`; errors name the manifest line of item i."""
-        try:
-            return read(items[i][1], *args)
-        except S2SError as e:
-            line = f"{manifest}:{i + 2}: " if manifest is not None else ""
-            raise S2SError(f"{line}{e}") from None
-
     t0 = time.time()
-    # Headers only: a bad file fails before any work.
-    seconds = [located(i, audio_seconds) for i in range(len(items))]
-    texts: list[str] = [""] * len(items)
-    frames_per_second = 1000.0 / features.frame_shift_ms
-    order = sorted(range(len(items)), key=lambda i: -seconds[i])
-    start = 0
-    while start < len(order):
-        # Whole files up to the frame budget; a long file goes alone (its windows
-        # are batched inside the transcriber).
-        longest = min(seconds[order[start]], dcfg.chunk_seconds) * frames_per_second
-        size = max(1, int(dcfg.batch_tokens // max(longest, 1)))
-        group = order[start : start + size]
-        waves = [located(i, load_audio, features.sample_rate) for i in group]
-        for i, wave in zip(group, waves, strict=True):
-            if transcriber.extract.num_frames(wave.numel()) == 0:
-                raise S2SError(
-                    f"{items[i][1]}: {wave.numel() / features.sample_rate:.3f} s is "
-                    f"shorter than one {features.frame_length_ms:g} ms frame"
-                )
-        for i, text in zip(group, transcriber.transcribe(waves), strict=True):
-            texts[i] = text
-        start += size
+    where = None
+    if manifest is not None:  # errors name the manifest line of the file
+        where = [f"{manifest}:{i + 2}" for i in range(len(items))]
+    texts = transcriber.transcribe([path for _, path in items], where)
     out = _open_output(output)
     try:
         for (utt_id, _), text in zip(items, texts, strict=True):
@@ -235,11 +146,12 @@ def transcribe_files(
         if out is not sys.stdout:
             out.close()
     dt = time.time() - t0
-    total = sum(seconds)
+    total = sum(audio_seconds(path) for _, path in items)  # headers only
     print(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
         f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
-        f"beam {dcfg.beam}, {dev}{_fusion_note(lm, weight)})",
+        f"beam {transcriber.config.beam}, {transcriber.device}"
+        f"{_fusion_note(lm, lm_weight)})",
         file=sys.stderr,
     )
     return len(items)
