@@ -54,6 +54,15 @@ def translate(
     threads: ThreadsOption = 0,
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
+    line_by_line: Annotated[
+        bool,
+        typer.Option(
+            "--line-by-line",
+            help="Translate and write each line as soon as it is read (the default "
+            "when stdin is a terminal); otherwise lines are read 2,000 at a time and "
+            "batched by length, which is much faster",
+        ),
+    ] = False,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -71,6 +80,7 @@ def translate(
         threads=threads,
         lm=lm,
         lm_weight=lm_weight,
+        line_by_line=line_by_line,
     )
 
 

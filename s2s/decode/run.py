@@ -27,11 +27,14 @@ def translate_file(
     threads: int = 0,
     lm: str | Path | None = None,
     lm_weight: float | None = None,
+    line_by_line: bool = False,
 ) -> int:
     """Translate `input` line by line into `output`; returns the line count.
 
     With nbest > 1 each output line is `line_number<TAB>score<TAB>text`. With an
     `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`.
+    Lines are read 2,000 at a time and batched by length; `line_by_line` (the
+    default when the input is a terminal) answers each line as soon as it is read.
     """
     from s2s.decode.api import Translator
 
@@ -49,11 +52,14 @@ def translate_file(
     )
     dcfg = translator.config
     name = "<stdin>" if input == "-" else input
+    tty = input == "-" and sys.stdin is not None and sys.stdin.isatty()
+    line_by_line = line_by_line or tty
     out = _open_output(output)
     t0, n, empty = time.time(), 0, 0
     try:
         lines = iter_lines(input)
-        for n, hyps in enumerate(translator.stream(lines, source=name), 1):
+        block = 1 if line_by_line else 2000
+        for n, hyps in enumerate(translator.stream(lines, name, block), 1):
             if not hyps[0][0] and hyps[0][1] == 0.0:
                 empty += 1
             if dcfg.nbest == 1:
@@ -61,6 +67,8 @@ def translate_file(
             else:
                 for text, score in hyps:
                     out.write(f"{n}\t{score:.4f}\t{text}\n")
+            if line_by_line:
+                out.flush()
         out.flush()
     finally:
         if out is not sys.stdout:
