@@ -175,3 +175,13 @@ def test_average_never_overwrites_what_training_writes(toy_bin, tmp_path, name):
 def test_fresh_launch_needs_data(tmp_path):
     r = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--resume"])
     assert r.exit_code == 1 and "--data is required" in r.output
+
+
+def test_the_log_names_other_versions():
+    from s2s.train.resume import versions_note
+
+    ours = {"s2s": "0.1.0", "torch": str(torch.__version__)}
+    assert versions_note({"versions": ours}) == ""
+    note = versions_note({"versions": {"s2s": "0.0.9", "torch": "2.0.0"}})
+    assert note.startswith(" (written by s2s 0.0.9, torch 2.0.0; this is s2s 0.1.0")
+    assert "written by s2s unknown" in versions_note({})  # before versions were kept

@@ -36,6 +36,7 @@ __all__ = [
     "check_fresh_start",
     "check_resumable",
     "trim_metrics",
+    "versions_note",
 ]
 
 # May differ from last.pt's config at every launch: they change when or how the run
@@ -209,3 +210,18 @@ def trim_metrics(path: Path, step: int) -> int:
             Path(tmp).unlink(missing_ok=True)
             raise
     return dropped
+
+
+def versions_note(ckpt: dict[str, Any]) -> str:
+    """Which s2s and torch wrote `ckpt`, when this process runs others ("" when
+    they are the same)."""
+    import torch
+
+    from s2s import __version__
+
+    theirs = ckpt.get("versions") or {}
+    ours = {"s2s": __version__, "torch": str(torch.__version__)}
+    if theirs == ours:
+        return ""
+    written = ", ".join(f"{k} {theirs.get(k, 'unknown')}" for k in ours)
+    return f" (written by {written}; this is s2s {__version__}, torch {ours['torch']})"

@@ -57,6 +57,7 @@ from s2s.train.resume import (
     check_fresh_start,
     check_resumable,
     trim_metrics,
+    versions_note,
 )
 from s2s.train.schedule import LRSchedule
 from s2s.train.state import RunState
@@ -64,18 +65,6 @@ from s2s.train.stopping import StopRules, minutes_since
 from s2s.train.tasks import load_task
 
 __all__ = ["Trainer", "RunState", "pick_device"]
-
-
-def _versions(ckpt: dict[str, Any]) -> str:
-    """Which s2s and torch wrote `ckpt`, when this process runs others."""
-    from s2s import __version__
-
-    theirs = ckpt.get("versions") or {}
-    ours = {"s2s": __version__, "torch": str(torch.__version__)}
-    if theirs == ours:
-        return ""
-    written = ", ".join(f"{k} {theirs.get(k, 'unknown')}" for k in ours)
-    return f" (written by {written}; this is s2s {__version__}, torch {ours['torch']})"
 
 
 def use_deterministic_algorithms() -> None:
@@ -278,7 +267,7 @@ class Trainer:
             )
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
-            f"batch {self.state.batch}) with the config it holds{_versions(ckpt)}; "
+            f"batch {self.state.batch}) with the config it holds{versions_note(ckpt)}; "
             + (f"changed: {'; '.join(changes)}" if changes else "nothing changed")
         )
         recorded = ckpt.get("data_dir")
