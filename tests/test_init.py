@@ -8,7 +8,6 @@ import io
 import pytest
 import torch
 from rich.console import Console
-from torch import nn
 
 from s2s.config import ModelConfig, load_config
 from s2s.data.prep_text import PrepOptions, prep_text
@@ -43,14 +42,6 @@ def test_param_init_never_shrinks_a_layer_below_its_own_scale(
     combine = dec.combine.weight.detach()  # fan-in: context and LSTM output
     own = combine.size(1) ** -0.5
     assert float(combine.abs().max()) == pytest.approx(max(0.1, own), rel=0.01)
-
-
-def test_param_init_zero_keeps_the_per_layer_defaults():
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(emb_dim=16, hidden_size=32, param_init=0.0), 50, 50)
-    bias = model.decoder.lstm.bias_ih_l0 + model.decoder.lstm.bias_hh_l0
-    assert torch.allclose(bias[32:64], torch.ones(32))  # forget gates
-    assert isinstance(model.decoder.output, nn.Linear)
 
 
 def test_a_small_model_with_the_defaults_learns_to_reverse(tmp_path):
