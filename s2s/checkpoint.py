@@ -40,7 +40,6 @@ __all__ = [
     "target_vocab",
     "numbered_checkpoints",
     "check_output_dir",
-    "check_same_model",
     "remove_stale_temporaries",
     "rng_state",
     "set_rng_state",
@@ -55,12 +54,16 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
 
     Weights with NaN or infinite values are refused (`S2SError`), never written. A
     failed write (a full disk, a missing directory) is an `OSError`, also where
-    torch reports it as a RuntimeError."""
+    torch reports it as a RuntimeError. The payload records the versions of the
+    writer (an average's too, whatever its inputs recorded)."""
+    from s2s._version import __version__
+
     path = Path(path)
     bad = non_finite_weight(payload.get("model", {}))
     if bad:
         raise S2SError(f"not writing {path}: weight {bad} holds NaN or infinite values")
-    payload = {"format_version": FORMAT_VERSION, **payload}
+    versions = {"s2s": __version__, "torch": str(torch.__version__)}
+    payload = {"format_version": FORMAT_VERSION, **payload, "versions": versions}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -227,20 +230,6 @@ def numbered_checkpoints(directory: str | Path) -> list[Path]:
         if m:
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
-
-
-def check_same_model(ckpt: dict, cfg: Config, path: str | Path) -> None:
-    """Resuming: the model settings must be the checkpoint's."""
-    old_model = ckpt["config"]["model"]
-    new_model = cfg.to_dict()["model"]
-    diff = [k for k in new_model if old_model.get(k) != new_model[k]]
-    if diff:
-        raise S2SError(
-            f"{path}: model settings differ from the checkpoint's: "
-            + ", ".join(
-                f"model.{k} {old_model.get(k)!r} -> {new_model[k]!r}" for k in diff
-            )
-        )
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:

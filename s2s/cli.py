@@ -46,7 +46,7 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import PackageNotFoundError, version
 
-        from s2s import __version__
+        from s2s._version import __version__
 
         try:
             torch = version("torch")  # without importing it: --version stays instant
@@ -275,21 +275,32 @@ def train(
     config: Annotated[
         Path | None, typer.Argument(help="YAML config (defaults if omitted)")
     ] = None,
-    data: Annotated[Path, typer.Option(help="Directory made by `s2s prep`")] = ...,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory made by `s2s prep` (with --resume: the one last.pt "
+            "names, by default)"
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Run directory for checkpoints/logs")] = ...,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override: section.key=value (repeatable)"),
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue from OUT/last.pt if it exists")
+        bool,
+        typer.Option(
+            help="Continue from OUT/last.pt if it exists, with the config it holds: "
+            "the YAML and --set may change limits, intervals and the device, not "
+            "the model or the optimizer"
+        ),
     ] = False,
 ) -> None:
     """Train a model (under torchrun: one of its data-parallel processes)."""
-    from s2s.config import load_config
+    from s2s.train.resume import resume_config
     from s2s.train.trainer import Trainer
 
-    cfg = load_config(config, set_ or [])
+    cfg, data = resume_config(config, set_ or [], data, out, resume)
     Trainer(cfg, data, out, resume=resume).run()
 
 

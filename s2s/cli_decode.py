@@ -61,6 +61,15 @@ def translate(
             "naming the line (default: the checkpoint's decode.max_input_tokens)"
         ),
     ] = None,
+    line_by_line: Annotated[
+        bool,
+        typer.Option(
+            "--line-by-line",
+            help="Translate and write each line as soon as it is read (the default "
+            "when stdin is a terminal); otherwise lines are read 2,000 at a time and "
+            "batched by length, which is much faster",
+        ),
+    ] = False,
 ) -> None:
     """Translate a file (or stdin) line by line with a trained checkpoint."""
     from s2s.decode.run import translate_file
@@ -79,6 +88,7 @@ def translate(
         lm=lm,
         lm_weight=lm_weight,
         max_input_tokens=max_input_tokens,
+        line_by_line=line_by_line,
     )
 
 

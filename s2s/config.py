@@ -190,9 +190,12 @@ def _set(
     setattr(getattr(cfg, section), key, value)
 
 
-def config_from_dict(data: dict[str, Any], source: str = "config") -> Config:
-    """Build a Config from nested dicts (YAML or a checkpoint), strictly."""
-    cfg = Config()
+def config_from_dict(
+    data: dict[str, Any], source: str = "config", base: Config | None = None
+) -> Config:
+    """Build a Config from nested dicts (YAML or a checkpoint), strictly: the
+    defaults (or a copy of `base`) with the keys of `data` set."""
+    cfg = copy.deepcopy(base) if base is not None else Config()
     if data is None:
         return cfg
     if not isinstance(data, dict):
@@ -224,13 +227,19 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file at `path` (if any), then `--set` overrides."""
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] = (),
+    base: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults (or `base`, a stored config: a resumed checkpoint's), then the YAML
+    file at `path` (if any), then `--set` overrides."""
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         data = read_yaml(path) or {}
-    cfg = config_from_dict(data, source=str(path))
+    start = None if base is None else config_from_dict(base, source="checkpoint")
+    cfg = config_from_dict(data, source=str(path), base=start)
     return apply_overrides(cfg, list(overrides))
 
 

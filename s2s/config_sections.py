@@ -85,11 +85,13 @@ class ModelConfig:
     )
     param_init: float = _f(
         0.1,
-        "initialise every parameter uniformly in [-param_init, param_init], as "
-        "OpenNMT-py does: at 256-512 units it learns far faster early on than "
-        "the per-layer defaults (benchmarks/peers/README.md). 0: PyTorch's "
-        "per-layer defaults, embeddings N(0, 1/emb_dim) and LSTM forget-gate "
-        "biases summing to 1; better for tiny models (a few dozen units)",
+        "initialise every parameter uniformly in [-b, b], b = max(param_init, the "
+        "layer's own scale: 1/sqrt(fan-in), embeddings sqrt(3/emb_dim)). At 256-512 "
+        "units b is param_init, OpenNMT-py's init, which learns far faster early on "
+        "than the per-layer defaults (benchmarks/peers/README.md); smaller layers "
+        "keep their own scale, without which small models barely learn "
+        "(benchmarks/toy_tasks.py). 0: PyTorch's per-layer defaults, embeddings "
+        "N(0, 1/emb_dim) and LSTM forget-gate biases summing to 1",
         ge=0,
     )
     ctc_weight: float = _f(

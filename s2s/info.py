@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-import s2s
+from s2s._version import __version__
 from s2s.checkpoint import load_checkpoint
 from s2s.config import Config, apply_overrides, config_from_dict, load_config
 from s2s.data.vocab import Vocab
@@ -177,7 +177,7 @@ def checkpoint_info(path: Path) -> str:
     versions = ckpt.get("versions") or {}
     wrote = ", ".join(f"{k} {v}" for k, v in versions.items()) or "not recorded"
     lines.append(
-        f"versions     written by {wrote}; this is s2s {s2s.__version__}, "
+        f"versions     written by {wrote}; this is s2s {__version__}, "
         f"torch {torch.__version__}"
     )
     return "\n".join(lines)

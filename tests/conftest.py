@@ -21,7 +21,7 @@ torch.set_num_threads(1)
 # takes the GPU where there is one).
 TINY = [
     "train.device=cpu",
-    "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
+    "model.param_init=0",  # per-layer defaults, as the tests were written
     "model.emb_dim=16",
     "model.enc_hidden_size=16",
     "model.hidden_size=32",
@@ -79,7 +79,7 @@ def lm_bin(toy_raw, tmp_path_factory) -> Path:
 
 TINY_CTC = [
     "train.device=cpu",
-    "model.param_init=0",  # per-layer defaults: uniform 0.1 is too small this tiny
+    "model.param_init=0",  # per-layer defaults, as the tests were written
     "model.task=ctc",
     "model.num_mels=20",
     "model.emb_dim=32",

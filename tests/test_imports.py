@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "s2s"
 
 # Lowest first. A name stands for that module or package and everything under it.
 LAYERS: list[tuple[str, ...]] = [
-    ("s2s.errors", "s2s.atomic", "s2s"),  # "s2s": the package itself, its version
+    ("s2s.errors", "s2s.atomic", "s2s._version"),
     ("s2s.config", "s2s.config_sections", "s2s.config_yaml"),
     ("s2s.data",),
     ("s2s.models",),
@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("s2s.info",),
     ("s2s.decode", "s2s.viz", "s2s.export"),
     ("s2s.train",),
-    ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.__main__"),
+    # "s2s": the package itself, the Python API's facade (s2s.Translator, ...).
+    ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.__main__", "s2s"),
 ]
 
 

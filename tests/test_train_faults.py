@@ -211,3 +211,6 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(toy_bin, tmp_path):
     assert a["state"]["step"] == b["state"]["step"] == 24
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+    # The log holds every step once: what a kill left after its last save is gone.
+    logged = [r["step"] for r in _records(out) if "loss" in r]
+    assert logged == list(range(1, 25))

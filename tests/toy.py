@@ -53,6 +53,44 @@ def write_toy_corpus(
     return root
 
 
+# --- synthetic tasks: copy, reverse, sort the words of a sentence ------------------
+
+TASKS = ("copy", "reverse", "sort")
+
+
+def task_pairs(
+    task: str, n: int, seed: int, words: int = 20, min_len: int = 3, max_len: int = 9
+):
+    """(source, target) pairs over the first `words` words of WORDS: the target is
+    the source copied, reversed or sorted (in WORDS order)."""
+    vocab = list(WORDS)[:words]
+    rng = random.Random(seed)
+    for _ in range(n):
+        src = [rng.choice(vocab) for _ in range(rng.randint(min_len, max_len))]
+        tgt = {
+            "copy": src,
+            "reverse": src[::-1],
+            "sort": sorted(src, key=vocab.index),
+        }[task]
+        yield " ".join(src), " ".join(tgt)
+
+
+def write_task_corpus(
+    root: Path, task: str, n_train: int = 4000, n_valid: int = 200, **kw
+) -> Path:
+    """Write root/{train,valid,test}.{src,tgt} of a synthetic task; returns root."""
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (
+        ("train", n_train, 1),
+        ("valid", n_valid, 2),
+        ("test", n_valid, 3),
+    ):
+        pairs = list(task_pairs(task, n, seed, **kw))
+        (root / f"{split}.src").write_text("".join(s + "\n" for s, _ in pairs))
+        (root / f"{split}.tgt").write_text("".join(t + "\n" for _, t in pairs))
+    return root
+
+
 # --- speech: sine-tone "words" ------------------------------------------------------
 
 TONES = {"a": 300.0, "b": 700.0, "c": 1200.0, "d": 2000.0, "e": 3200.0}

@@ -1,5 +1,7 @@
 """File-level decoding: what `s2s translate`, `s2s transcribe` and `s2s score` do
-with paths."""
+with paths. The work is done by the Python API (`s2s.decode.api`); this adds files,
+stdin and stdout, outputs written whole or not at all (`s2s.atomic`), and the status
+line on stderr."""
 
 from __future__ import annotations
 
@@ -8,23 +10,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from s2s.atomic import open_output, refuse_same_file, signals_raise
-from s2s.data.batching import longest_first
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
-
-if TYPE_CHECKING:  # torch is imported inside the functions: `s2s --help` stays fast
-    import torch
-
-    from s2s.config import Config, DecodeConfig
-    from s2s.data.speech import FeatureSettings
-    from s2s.data.vocab import Vocab
-    from s2s.decode.transcribe import Transcriber
-    from s2s.models.lm import LSTMLM
 
 __all__ = ["translate_file", "transcribe_files", "read_aligned"]
 
@@ -43,6 +33,7 @@ def translate_file(
     lm: str | Path | None = None,
     lm_weight: float | None = None,
     max_input_tokens: int | None = None,
+    line_by_line: bool = False,
 ) -> int:
     """Translate `input` line by line into `output`; returns the line count.
 
@@ -50,38 +41,13 @@ def translate_file(
     `lm` checkpoint, beam search (also at beam 1) fuses it with `lm_weight`. A
     line over `max_input_tokens` (default: the checkpoint's
     decode.max_input_tokens) is cut to that length with a warning naming it.
-    `output` is written whole at the end or not at all (`s2s.atomic`).
+    Lines are read 2,000 at a time and batched by length; `line_by_line` (the
+    default when the input is a terminal) answers each line as soon as it is read.
+    A file `output` is written whole at the end or not at all (`s2s.atomic`).
     """
+    from s2s.decode.api import Translator
+
     refuse_same_file([input], output)
-    from s2s.checkpoint import load_model
-    from s2s.decode.translate import Translator
-    from s2s.device import pick_device
-    from s2s.memory import keep_freed_memory
-
-    options = dict(
-        beam=beam,
-        nbest=nbest,
-        lenpen=lenpen,
-        batch_tokens=batch_tokens,
-        max_input_tokens=max_input_tokens,
-    )
-    _check_options(device, threads, options)
-    keep_freed_memory()
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, src_vocab, tgt_vocab = load_model(checkpoint, dev)
-    if beam is not None and nbest is None:  # the checkpoint's nbest, up to --beam
-        options["nbest"] = min(cfg.decode.nbest, max(beam, 1))
-    width = cfg.decode.beam if beam is None else beam
-    if nbest is not None and nbest > width >= 1:
-        raise S2SError(f"--nbest {nbest} cannot exceed --beam {width}")
-    dcfg = _decode_options(cfg, options).decode
-    lm_model, weight = _fusion_lm(lm, lm_weight, tgt_vocab, dev, checkpoint)
-    if dcfg.max_input_tokens < 2:
-        raise S2SError(f"--max-input-tokens must be >= 2, got {dcfg.max_input_tokens}")
     cut: list[str] = []
 
     def warn(message: str) -> None:
@@ -89,13 +55,28 @@ def translate_file(
         _status(f"warning: {message}")
 
     translator = Translator(
-        model, src_vocab, tgt_vocab, dcfg, dev, precision, lm_model, weight, warn
+        checkpoint,
+        beam=beam,
+        nbest=nbest,
+        lenpen=lenpen,
+        batch_tokens=batch_tokens,
+        max_input_tokens=max_input_tokens,
+        device=device,
+        precision=precision,
+        threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
+        warn=warn,
     )
+    dcfg = translator.config
     name = "<stdin>" if input == "-" else input
+    tty = input == "-" and sys.stdin is not None and sys.stdin.isatty()
+    line_by_line = line_by_line or tty
     t0, n, empty = time.time(), 0, 0
     with signals_raise(signal.SIGTERM, signal.SIGHUP), open_output(output) as out:
         lines = iter_lines(input)
-        for n, hyps in enumerate(translator.translate_stream(lines, source=name), 1):
+        block = 1 if line_by_line else 2000
+        for n, hyps in enumerate(translator.stream(lines, name, block), 1):
             if not hyps[0][0] and hyps[0][1] == 0.0:
                 empty += 1
             if dcfg.nbest == 1:
@@ -103,10 +84,12 @@ def translate_file(
             else:
                 for text, score in hyps:
                     out.write(f"{n}\t{score:.4f}\t{text}\n")
+            if line_by_line:
+                out.flush()
     dt = time.time() - t0
     _status(
         f"translated {n} lines in {dt:.1f}s ({n / max(dt, 1e-9):.1f} lines/s, beam "
-        f"{dcfg.beam}{_fusion_note(lm, weight)})"
+        f"{dcfg.beam}{_fusion_note(lm, lm_weight)})"
         + (f"; {empty} empty lines left empty" if empty else "")
         + (
             f"; {len(cut)} lines cut to --max-input-tokens {dcfg.max_input_tokens}"
@@ -126,30 +109,7 @@ def _status(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _fusion_lm(
-    lm: str | Path | None,
-    lm_weight: float | None,
-    vocab: Vocab,
-    device: torch.device,
-    checkpoint: str | Path,
-) -> tuple[LSTMLM | None, float]:
-    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`. The weight
-    has no default: the best one depends on both models (recipes/lm-en/RESULTS.md
-    measured 0 for its pair), so it is chosen on a validation set."""
-    from s2s.decode.fusion import load_lm
-
-    if lm is None:
-        if lm_weight is not None:
-            raise S2SError("--lm-weight needs --lm (a language model checkpoint)")
-        return None, 0.0
-    if lm_weight is None:
-        raise S2SError("--lm needs --lm-weight (choose it on a validation set)")
-    if lm_weight < 0:
-        raise S2SError(f"--lm-weight must be >= 0, got {lm_weight}")
-    return load_lm(lm, vocab, device, model_path=checkpoint), lm_weight
-
-
-def _fusion_note(lm: str | Path | None, weight: float) -> str:
+def _fusion_note(lm: str | Path | None, weight: float | None) -> str:
     return f", LM {lm} weight {weight:g}" if lm is not None else ""
 
 
@@ -186,15 +146,15 @@ def transcribe_files(
     stderr. `mode`, `ctc_weight`, `length_bonus` and the others left None keep the
     checkpoint's decode settings (`s2s.config.DecodeConfig`). With an `lm`
     checkpoint, the search of the mode (also at beam 1) fuses it with
-    `lm_weight`."""
-    import torch
+    `lm_weight`. The output is opened before any decoding, and a file is written
+    whole at the end or not at all."""
+    from s2s.data.audio import audio_seconds
+    from s2s.decode.api import Transcriber
 
-    from s2s.checkpoint import load_speech_model
-    from s2s.decode.transcribe import Transcriber
-    from s2s.device import pick_device
-    from s2s.memory import keep_freed_memory
-
-    options = dict(
+    items = _audio_items(list(audio), manifest)
+    refuse_same_file([manifest or "-", *(str(p) for _, p in items)], output)
+    transcriber = Transcriber(
+        checkpoint,
         beam=beam,
         mode=mode,
         ctc_weight=ctc_weight,
@@ -202,116 +162,29 @@ def transcribe_files(
         chunk_seconds=chunk_seconds,
         chunk_overlap=chunk_overlap,
         batch_tokens=batch_tokens,
+        device=device,
+        precision=precision,
+        threads=threads,
+        lm=lm,
+        lm_weight=lm_weight,
     )
-    _check_options(device, threads, options)
-    items = _audio_items(list(audio), manifest)
-    refuse_same_file([manifest or "-", *(str(p) for _, p in items)], output)
-    keep_freed_memory()
-    if threads:
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    model, cfg, vocab, features, cmvn = load_speech_model(checkpoint, dev)
-    seconds, overlap = (
-        cfg.decode.chunk_seconds if chunk_seconds is None else chunk_seconds,
-        cfg.decode.chunk_overlap if chunk_overlap is None else chunk_overlap,
-    )
-    if not 0 <= overlap < seconds / 2:
-        raise S2SError(
-            f"--chunk-seconds {seconds} must be over twice --chunk-overlap "
-            f"{overlap} (and the overlap >= 0)"
-        )
-    dcfg = _decode_options(cfg, options).decode
-    lm_model, weight = _fusion_lm(lm, lm_weight, vocab, dev, checkpoint)
-    transcriber = Transcriber(
-        model, vocab, features, cmvn, dcfg, dev, precision, lm_model, weight
-    )
-
-    def located(i: int, read, *args):
-        """`read(path_i, *args)`; errors name the manifest line of item i."""
-        try:
-            return read(items[i][1], *args)
-        except S2SError as e:
-            line = f"{manifest}:{i + 2}: " if manifest is not None else ""
-            raise S2SError(f"{line}{e}") from None
-
+    where = None
+    if manifest is not None:  # errors name the manifest line of the file
+        where = [f"{manifest}:{i + 2}" for i in range(len(items))]
+    t0 = time.time()
     with signals_raise(signal.SIGTERM, signal.SIGHUP), open_output(output) as out:
-        texts, seconds, t0 = _transcribe_all(
-            items, manifest, transcriber, features, dcfg, located
-        )
+        texts = transcriber.transcribe([path for _, path in items], where)
         for (utt_id, _), text in zip(items, texts, strict=True):
             out.write(f"{text}\n" if len(items) == 1 else f"{utt_id}\t{text}\n")
     dt = time.time() - t0
-    total = sum(seconds)
+    total = sum(audio_seconds(path) for _, path in items)  # headers only
     _status(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
         f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
-        f"beam {dcfg.beam}, {dev}{_fusion_note(lm, weight)})"
+        f"beam {transcriber.config.beam}, {transcriber.device}"
+        f"{_fusion_note(lm, lm_weight)})"
     )
     return len(items)
-
-
-def _transcribe_all(
-    items: list[tuple[str, Path]],
-    manifest: str | Path | None,
-    transcriber: Transcriber,
-    features: FeatureSettings,
-    dcfg: DecodeConfig,
-    located: Callable,
-) -> tuple[list[str], list[float], float]:
-    """Transcribe every item, a frame budget of files at a time: (texts in input
-    order, seconds of each file, start time). `located(i, read, *args)` reads item
-    i, naming its manifest line in errors."""
-    from s2s.data.audio import audio_seconds, load_audio
-
-    t0 = time.time()
-    # Headers only: a bad file fails before any work.
-    seconds = [located(i, audio_seconds) for i in range(len(items))]
-    texts: list[str] = [""] * len(items)
-    frames_per_second = 1000.0 / features.frame_shift_ms
-    # Whole files up to the frame budget (a long file counts as one window: its
-    # windows are batched inside the transcriber).
-    frames = [min(s, dcfg.chunk_seconds) * frames_per_second for s in seconds]
-    for group in longest_first(frames, dcfg.batch_tokens):
-        group = group.tolist()
-        waves = [located(i, load_audio, features.sample_rate) for i in group]
-        for i, wave in zip(group, waves, strict=True):
-            if transcriber.extract.num_frames(wave.numel()) == 0:
-                raise S2SError(
-                    f"{items[i][1]}: {wave.numel() / features.sample_rate:.3f} s is "
-                    f"shorter than one {features.frame_length_ms:g} ms frame"
-                )
-        for i, text in zip(group, transcriber.transcribe(waves), strict=True):
-            texts[i] = text
-    return texts, seconds, t0
-
-
-def _flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def _check_options(device: str, threads: int, options: dict[str, Any]) -> None:
-    """Each option alone, before any work: --device and --threads take what
-    train.device and train.threads take, the others what their decode.* key takes
-    (None: not given)."""
-    from s2s.config import check_option
-
-    check_option("train.device", device, "--device")
-    check_option("train.threads", threads, "--threads")
-    for key, value in options.items():
-        if value is not None:
-            check_option(f"decode.{key}", value, _flag(key))
-
-
-def _decode_options(cfg: Config, options: dict[str, Any]) -> Config:
-    """The checkpoint's config with the decoding options given (None: the
-    checkpoint's), checked with it as a whole; errors name the flag."""
-    from s2s.config import with_options
-
-    return with_options(
-        cfg,
-        {f"decode.{k}": v for k, v in options.items()},
-        {f"decode.{k}": _flag(k) for k in options},
-    )
 
 
 def _audio_items(

@@ -163,15 +163,29 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
 
 
 def _init(model: nn.Module, param_init: float) -> None:
-    """param_init > 0: every parameter uniform in [-param_init, param_init]
-    (OpenNMT-py's `param_init`; the padding embedding row stays zero).
+    """param_init > 0: every parameter uniform in [-b, b], b = max(param_init, the
+    layer's own scale) (`_own_bound`; the padding embedding row stays zero).
+
+    OpenNMT-py's `param_init` is one b for all: at 256-512 units it is larger than
+    the layers' fan-in scales and learns faster early on, but below that it is
+    smaller, and the embeddings (with tied embeddings, also the output layer) are
+    what it shrinks first: uniform 0.1 gives rows of RMS norm 0.058 * sqrt(emb_dim),
+    0.46 at 64 against 1 for N(0, 1/emb_dim), and a small model then barely
+    learns (benchmarks/toy_tasks.py). Taking the larger of the two keeps param_init
+    where it is larger and each layer's own scale where it is not.
 
     param_init == 0: PyTorch's defaults (scaled to each layer's size) for LSTMs and
     linear layers; embeddings N(0, 1/emb_dim) so tied output scores start moderate;
     forget-gate biases summing to 1 so early gradients flow through time."""
     if param_init > 0:
-        for p in model.parameters():
-            nn.init.uniform_(p, -param_init, param_init)
+        done: set[int] = set()  # a tied output layer shares the embedding's rows
+        for m in model.modules():
+            own = _own_bound(m)
+            for p in m.parameters(recurse=False):
+                if id(p) not in done:
+                    b = max(param_init, own)
+                    nn.init.uniform_(p, -b, b)
+                    done.add(id(p))
     else:
         for m in model.modules():
             if isinstance(m, nn.Embedding):
@@ -186,3 +200,16 @@ def _init(model: nn.Module, param_init: float) -> None:
         if isinstance(m, nn.Embedding) and m.padding_idx is not None:
             with torch.no_grad():
                 m.weight[m.padding_idx].zero_()
+
+
+def _own_bound(m: nn.Module) -> float:
+    """The uniform bound of `m`'s parameters at its own scale (0: none): PyTorch's
+    1 / sqrt(fan_in) for linear, convolution and LSTM layers; sqrt(3 / emb_dim),
+    the uniform twin of N(0, 1/emb_dim), rows of norm 1, for embeddings."""
+    if isinstance(m, nn.Embedding):
+        return (3.0 / m.embedding_dim) ** 0.5
+    if isinstance(m, nn.LSTM):
+        return m.hidden_size**-0.5
+    if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return (m.weight[0].numel()) ** -0.5  # in_features (x kernel size)
+    return 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -20,6 +21,13 @@ def average_checkpoints(run: str | Path, out: str | Path, last: int) -> list[Pat
     """
     if last < 1:  # [-0:] would be every file, [--2:] the newest alone
         raise S2SError(f"--last must be >= 1, got {last}")
+    out = Path(out)
+    if out.name in ("last.pt", "best.pt") or re.fullmatch(r"step-\d+\.pt", out.name):
+        raise S2SError(
+            f"{out}: {out.name} is written by training (last.pt holds what --resume "
+            f"needs, step-N.pt what is averaged); average into another file, e.g. "
+            f"avg.pt"
+        )
     paths = numbered_checkpoints(run)[-last:]
     if not paths:
         raise S2SError(f"{run}: no step-N.pt checkpoints to average")

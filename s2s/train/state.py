@@ -18,6 +18,7 @@ class RunState:
     step: int = 0  # optimizer steps taken (skipped ones included)
     epoch: int = 0  # current epoch (0-based)
     batch: int = 0  # next batch of the epoch's batch list
+    epoch_batches: int = 0  # the length of that list (0: not known yet)
     best: float | None = None  # best validation score so far (lower is better)
     bad_evals: int = 0  # validations since the best one
     # the numbers of the best validation: step, valid_loss, valid_bleu, ...

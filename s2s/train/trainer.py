@@ -30,10 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-import s2s
 from s2s.checkpoint import (
     check_output_dir,
-    check_same_model,
     load_checkpoint,
     numbered_checkpoints,
     remove_stale_temporaries,
@@ -53,6 +51,14 @@ from s2s.train.distributed import (
 )
 from s2s.train.lock import lock_run_dir, unlock_run_dir
 from s2s.train.progress import Report
+from s2s.train.resume import (
+    INEXACT_KEYS,
+    check_continuation,
+    check_fresh_start,
+    check_resumable,
+    trim_metrics,
+    versions_note,
+)
 from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.schedule import LRSchedule
 from s2s.train.sizing import check_model_fits
@@ -89,6 +95,7 @@ class Trainer:
         validate(cfg)  # a Config built in Python has not met the checks yet
         self.cfg, self.tc = cfg, cfg.train
         self.out = Path(out_dir)
+        self.data_dir = Path(data_dir)
         keep_freed_memory()
         if self.tc.threads:
             torch.set_num_threads(self.tc.threads)
@@ -137,6 +144,8 @@ class Trainer:
                 f"{last} exists: pass --resume to continue that run, or choose "
                 f"another --out"
             )
+        if not exists:  # step 0: never over another run's files
+            self.dist.main_only(lambda: self._start_over(resume))
         if self.dist.is_main:
             self.console.attach(self.out / "train.log")
         if exists:
@@ -153,6 +162,18 @@ class Trainer:
         remove_stale_temporaries(self.out)
         return (self.out / "last.pt").exists()
 
+    def _start_over(self, resume: bool) -> None:
+        """Rank 0, no last.pt: refuse another run's checkpoints; with --resume, a
+        run killed before its first checkpoint starts over, its log too."""
+        check_fresh_start(self.out, resume)
+        dropped = trim_metrics(self.out / "metrics.jsonl", 0)
+        if dropped:
+            self.console.print(
+                f"no checkpoint in {self.out}: starting at step 0, {dropped} "
+                f"metrics.jsonl records of the run that stopped before its first "
+                f"checkpoint dropped"
+            )
+
     # -- checkpoints -------------------------------------------------------------
 
     def _payload(
@@ -163,10 +184,10 @@ class Trainer:
         (`task_states`) when it has one."""
         payload = {
             "config": self.cfg.to_dict(),
+            "data_dir": str(self.data_dir.resolve()),  # `--resume` needs no --data
             **self.task.checkpoint_extras(),
             "model": self.model.state_dict(),
             "state": {**asdict(self.state), "seconds": self._clock()},
-            "versions": {"s2s": s2s.__version__, "torch": str(torch.__version__)},
         }
         if rng is not None:
             payload.update(
@@ -239,33 +260,58 @@ class Trainer:
                 f"resumes from; --out must be on a filesystem all nodes share"
             )
         ckpt = load_checkpoint(path)
+        check_resumable(ckpt, path)
         self.task.check_resume(ckpt, path)
-        check_same_model(ckpt, self.cfg, path)
+        changes = check_continuation(ckpt["config"], self.cfg, path)
+        inexact = [c for c in changes if c.split()[0] in INEXACT_KEYS]
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.schedule.load_state_dict(ckpt["schedule"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt["scaler"] or not self.scaler.is_enabled():  # fp16 now, not before:
+            self.scaler.load_state_dict(ckpt["scaler"])  # a fresh loss scale
         self.state = RunState(**ckpt["state"])
         self._saved = f"{path} holds step {self.state.step}"
         rank, world = self.dist.rank, self.dist.world
         ranks = ckpt.get("rng_ranks", [ckpt["rng"]])
         if len(ranks) == world:
             set_rng_state(ranks[rank], self.device)
-            if "task_state" in ckpt:  # per rank too (the LM: its rows' state)
-                states = ckpt.get("task_state_ranks", [ckpt["task_state"]])
-                self.task.load_state_dict(states[rank])
         else:  # the weights resume exactly, dropout's randomness cannot
             seed_rank(self.tc.seed + self.state.step, rank)
-            # Nor the LM's state: its rows are split differently between ranks,
-            # so it starts afresh from the next batch.
             self.console.print(
                 f"[yellow]{path} comes from a run of world size {len(ranks)}, this "
                 f"one has {world}: it continues, but not bit-for-bit"
             )
+        if "task_state" in ckpt and len(ranks) == world and not inexact:
+            # Per rank too (the LM: its rows' state). Split differently between
+            # ranks, or into other rows, it starts afresh from the next batch.
+            states = ckpt.get("task_state_ranks", [ckpt["task_state"]])
+            self.task.load_state_dict(states[rank])
+        if inexact:
+            self.console.print(
+                f"[yellow]{', '.join(inexact)}: the run continues with other "
+                f"batches, not bit-for-bit as it would have"
+            )
         self.console.print(
             f"resumed {path} at step {self.state.step} (epoch {self.state.epoch + 1}, "
-            f"batch {self.state.batch})"
+            f"batch {self.state.batch}) with the config it holds{versions_note(ckpt)}; "
+            + (f"changed: {'; '.join(changes)}" if changes else "nothing changed")
         )
+        recorded = ckpt.get("data_dir")
+        if recorded and Path(recorded) != self.data_dir.resolve():
+            self.console.print(
+                f"{path} was trained on {recorded}; it continues on "
+                f"{self.data_dir} (same vocabulary)"
+            )
+        self.dist.main_only(lambda: self._trim_log(self.state.step))
+
+    def _trim_log(self, step: int) -> None:
+        """Rank 0: drop the records a killed run wrote after its last save."""
+        dropped = trim_metrics(self.out / "metrics.jsonl", step)
+        if dropped:
+            self.console.print(
+                f"metrics.jsonl: {dropped} records after step {step} dropped (written "
+                f"after the last checkpoint; those steps run again)"
+            )
 
     # -- one optimizer step ------------------------------------------------------
 
@@ -450,6 +496,11 @@ class Trainer:
             per_step *= self.dist.world
         while not stop:
             batches = self.task.batches("train", tc.seed, st.epoch)
+            self._fit_position(len(batches))
+            if st.batch >= len(batches):  # resumed by an s2s that did not know
+                st.epoch, st.batch = st.epoch + 1, 0  # the list's length
+                stop = self._stop_reason(t0)
+                continue
             n_batches = max(len(batches), 1)
             per_epoch = n_batches / per_step  # steps, for the time left
             report.progress(st.step, st.epoch + st.batch / n_batches, per_epoch)
@@ -480,6 +531,14 @@ class Trainer:
                 if epoch_done:
                     break
         return stop
+
+    def _fit_position(self, n_batches: int) -> None:
+        """Resumed with another train.batch_tokens: the saved position indexes
+        the epoch's old batch list; keep the share of the epoch done instead."""
+        st = self.state
+        if st.epoch_batches and st.epoch_batches != n_batches:
+            st.batch = st.batch * n_batches // st.epoch_batches
+        st.epoch_batches = n_batches
 
     def _stop_reason(self, t0: float) -> str:
         st = self.state
