@@ -108,6 +108,22 @@ def test_refs(data: Path, out: Path) -> Path:
     return out
 
 
+def prepared(out: Path, data: Path) -> bool:
+    """Whether `out` was prepared from these manifests; if not, it is emptied and
+    stamped for them (the caller then prepares it)."""
+    stamp = {
+        split: [str(data / f"{split}.tsv"), (data / f"{split}.tsv").stat().st_mtime]
+        for split in ("train", "valid", "test")
+    }
+    path = out / "manifests.json"
+    if path.exists() and json.loads(path.read_text()) == stamp:
+        return True
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    path.write_text(json.dumps(stamp))
+    return False
+
+
 def score(env: dict[str, str], ref: Path, hyp_tsv: Path, run: Path) -> tuple:
     """(CER, WER) of `id<TAB>text` hypotheses by `s2s score wer`."""
     hyp = run / "test.hyp.txt"
@@ -131,7 +147,7 @@ def run_sb(
 ) -> Result:
     res, run = Result(name), args.work / name
     sb_data = args.work / "sb-data"
-    if not (sb_data / "chars.json").exists():
+    if not prepared(sb_data, data) or not (sb_data / "chars.json").exists():
         cmd = [str(SB_PYTHON), str(SB_DIR / "train.py"), "prep"]
         cmd += ["--manifests", str(data), "--work", str(sb_data)]
         check(run_measured(cmd, args.work / "sb-prep.log", env), "SpeechBrain prep")
@@ -177,7 +193,7 @@ def run_sb(
 
 def s2s_prep(args: argparse.Namespace, env: dict, data: Path) -> Path:
     bin_dir = args.work / "s2s-bin"
-    if (bin_dir / "meta.json").exists():
+    if prepared(bin_dir, data) and (bin_dir / "meta.json").exists():
         return bin_dir
     cmd = s2s_cmd() + ["prep", "speech", "--chars", "--out", str(bin_dir)]
     for split in ("train", "valid", "test"):
@@ -252,7 +268,7 @@ def run_s2s(
 
 def report(args: argparse.Namespace, results: list[Result], argv: list[str]) -> str:
     rows = [
-        "| system | params | epochs | train wall (min) | train audio s/s "
+        "| system | params (M) | epochs | train wall (min) | train audio s/s "
         "| train peak RSS (MiB) "
         "| test CER | test WER | decode RTF | decode peak RSS (MiB) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -260,7 +276,7 @@ def report(args: argparse.Namespace, results: list[Result], argv: list[str]) -> 
     for r in results:
         wall = r.train_wall_s and r.train_wall_s / 60
         rows.append(
-            f"| {SYSTEMS[r.system]} | {fmt(r.params and r.params / 1e6, '.2f')}M "
+            f"| {SYSTEMS[r.system]} | {fmt(r.params and r.params / 1e6, '.2f')} "
             f"| {fmt(r.epochs, 'g')} | {fmt(wall, '.1f')} "
             f"| {fmt(r.audio_s_per_s, '.1f')} "
             f"| {fmt(r.train_rss, ',.0f')} | {fmt(r.cer, '.2f')} "

@@ -36,6 +36,9 @@ from hyperpyyaml import load_hyperpyyaml
 
 RATE = 16000
 SPLITS = ("train", "valid", "test")
+# Output indices: 0 the CTC blank, 1 bos, 2 eos (SpeechBrain's joint beam search
+# wants the three apart), then the training characters.
+BOS, EOS, FIRST_CHAR = 1, 2, 3
 
 
 class BudgetReached(Exception):
@@ -90,7 +93,6 @@ def prep(manifests: Path, work: Path, max_utts: int) -> None:
                 chars.update(r["text"])
         write_json(work / f"{split}.json", ann)
         print(f"[sb prep] {split}: {len(ann)} utterances", flush=True)
-    # 0: CTC blank, 1: bos/eos, then the training characters (space included).
     write_json(work / "chars.json", sorted(chars))
 
 
@@ -98,8 +100,7 @@ def prep(manifests: Path, work: Path, max_utts: int) -> None:
 
 
 def datasets(work: Path, chars: list[str], hparams: dict) -> dict:
-    index = {c: i + 2 for i, c in enumerate(chars)}
-    bos = eos = 1
+    index = {c: i + FIRST_CHAR for i, c in enumerate(chars)}
 
     @sb.utils.data_pipeline.takes("wav")
     @sb.utils.data_pipeline.provides("sig")
@@ -111,8 +112,8 @@ def datasets(work: Path, chars: list[str], hparams: dict) -> dict:
     @sb.utils.data_pipeline.provides("tokens_bos", "tokens_eos", "tokens")
     def text(text: str):
         ids = [index[c] for c in text if c in index]  # unseen characters dropped
-        yield torch.LongTensor([bos, *ids])
-        yield torch.LongTensor([*ids, eos])
+        yield torch.LongTensor([BOS, *ids])
+        yield torch.LongTensor([*ids, EOS])
         yield torch.LongTensor(ids)
 
     out = {}
@@ -181,7 +182,7 @@ class ASR(sb.Brain):
 
     def decode(self, ids) -> str:
         ids = ids.tolist() if torch.is_tensor(ids) else ids
-        return "".join(self.chars[i - 2] for i in ids if i >= 2)
+        return "".join(self.chars[i - FIRST_CHAR] for i in ids if i >= FIRST_CHAR)
 
     def fit_batch(self, batch):
         if time.time() - self.t0 > self.budget_s:
@@ -225,7 +226,7 @@ def edit_distance(a: list, b: list) -> int:
 def build(args: argparse.Namespace, chars: list[str]) -> tuple[ASR, dict]:
     overrides = {
         "output_folder": str(args.out),
-        "output_neurons": len(chars) + 2,
+        "output_neurons": len(chars) + FIRST_CHAR,
         "seed": args.seed,
         **json.loads(args.overrides or "{}"),
     }
@@ -239,6 +240,8 @@ def build(args: argparse.Namespace, chars: list[str]) -> tuple[ASR, dict]:
         checkpointer=hparams["checkpointer"],
     )
     brain.chars, brain.joint = chars, "dec" in hparams["modules"]
+    if brain.joint and (hparams["bos_index"], hparams["eos_index"]) != (BOS, EOS):
+        sys.exit(f"{args.hparams}: bos_index/eos_index must be {BOS}/{EOS}")
     brain.valid_cer = []
     return brain, hparams
 
