@@ -99,7 +99,9 @@ def prep(manifests: Path, work: Path, max_utts: int) -> None:
 # ----------------------------------------------------------------- data pipeline
 
 
-def datasets(work: Path, chars: list[str], hparams: dict) -> dict:
+def datasets(work: Path, chars: list[str], sorting: str) -> dict:
+    """SpeechBrain datasets of the three splits: waveform and character ids, each
+    split sorted by duration as the recipes sort them (train: `sorting`)."""
     index = {c: i + FIRST_CHAR for i, c in enumerate(chars)}
 
     @sb.utils.data_pipeline.takes("wav")
@@ -119,8 +121,10 @@ def datasets(work: Path, chars: list[str], hparams: dict) -> dict:
     out = {}
     for split in SPLITS:
         ds = sb.dataio.dataset.DynamicItemDataset.from_json(work / f"{split}.json")
-        if split == "train" and hparams["sorting"] == "ascending":
+        if split != "train" or sorting == "ascending":
             ds = ds.filtered_sorted(sort_key="duration")
+        elif sorting == "descending":
+            ds = ds.filtered_sorted(sort_key="duration", reverse=True)
         ds.add_dynamic_item(audio)
         ds.add_dynamic_item(text)
         ds.set_output_keys(["id", "sig", "tokens_bos", "tokens_eos", "tokens"])
@@ -174,9 +178,8 @@ class ASR(sb.Brain):
             hyps = [self.decode(h) for h in predictions["hyps"]]
             n_tok = (token_lens * tokens.shape[1]).round().long()  # (B,) absolute
             refs = [self.decode(t[:n]) for t, n in zip(tokens, n_tok, strict=True)]
-            for h, r in zip(hyps, refs, strict=True):
-                self.errors += edit_distance(list(h), list(r))
-                self.ref_chars += len(r)
+            chars = [list(h) for h in hyps], [list(r) for r in refs]
+            self.cer.append(batch.id, predict=chars[0], target=chars[1])
             self.hyps.update(zip(batch.id, hyps, strict=True))
         return loss
 
@@ -195,13 +198,13 @@ class ASR(sb.Brain):
         return loss
 
     def on_stage_start(self, stage, epoch=None):
-        self.errors, self.ref_chars, self.hyps = 0, 0, {}
+        self.cer, self.hyps = sb.utils.metric_stats.ErrorRateStats(), {}
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
-        cer = 100.0 * self.errors / max(self.ref_chars, 1)
+        cer = self.cer.summarize("error_rate")  # percent, over characters
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(cer)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
@@ -212,15 +215,6 @@ class ASR(sb.Brain):
             )
             self.checkpointer.save_and_keep_only(meta={"CER": cer}, min_keys=["CER"])
             self.valid_cer.append(cer)
-
-
-def edit_distance(a: list, b: list) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def build(args: argparse.Namespace, chars: list[str]) -> tuple[ASR, dict]:
@@ -265,8 +259,8 @@ def main() -> int:
         prep(args.manifests, args.work, args.max_utts)
         return 0
     chars = json.loads((args.work / "chars.json").read_text(encoding="utf-8"))
-    data = datasets(args.work, chars, {"sorting": "ascending"})
     brain, hp = build(args, chars)
+    data = datasets(args.work, chars, hp["sorting"])
     loader = {"batch_size": hp["batch_size"], "num_workers": 0}
     summary_path = args.out / "summary.json"
     if args.stage == "train":
@@ -283,7 +277,7 @@ def main() -> int:
                 hp["epoch_counter"],
                 data["train"],
                 valid,
-                train_loader_kwargs={**loader, "shuffle": False},
+                train_loader_kwargs={**loader, "shuffle": hp["sorting"] == "random"},
             )
         except BudgetReached:
             stopped = "budget"
@@ -317,7 +311,7 @@ def main() -> int:
     summary.update(
         decode_s=decode_s,
         test_audio_s=sum(r["duration"] for r in rows.values()),
-        test_cer_chars=100.0 * brain.errors / max(brain.ref_chars, 1),
+        test_cer_sb=brain.cer.summarize("error_rate"),
     )
     write_json(summary_path, summary)
     print(f"[sb test] decoded {len(rows)} utterances in {decode_s:.1f} s", flush=True)
