@@ -58,6 +58,7 @@ SB_RECIPE_SIZE = {
 }
 SB_RECIPE_SIZE_JOINT = {**SB_RECIPE_SIZE, "dec_neurons": 256, "attn_dim": 256}
 SMOKE_UTTS = 24  # per split
+SMOKE_SB_JOINT = {"test_beam_size": 2, "max_decode_ratio": 0.3}
 
 
 @dataclass
@@ -154,6 +155,8 @@ def run_sb(
     joint = name == "sb-joint"
     overrides = dict(SB_RECIPE_SIZE_JOINT if joint else SB_RECIPE_SIZE)
     overrides = overrides if args.sb_size == "recipe" else {}
+    if args.smoke and joint:  # an untrained decoder runs to the length limit
+        overrides.update(SMOKE_SB_JOINT)
     overrides.update(json.loads(args.sb_set or "{}"))
     common = [str(SB_PYTHON), str(SB_DIR / "train.py")]
     common += ["--work", str(sb_data), "--out", str(run)]
@@ -335,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--smoke", action="store_true",
         help=f"first {SMOKE_UTTS} utterances per split, 1 SpeechBrain epoch, 20 s2s "
-        "steps, --minutes 1: checks the whole path, not the numbers",
+        f"steps, --minutes 1, SpeechBrain joint search {SMOKE_SB_JOINT}: checks the "
+        "whole path, not the numbers",
     )  # fmt: skip
     args = ap.parse_args(argv)
     if args.smoke:

@@ -210,7 +210,7 @@ class ASR(sb.Brain):
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
-                train_stats={"loss": getattr(self, "train_loss", None)},
+                train_stats={"loss": self.train_loss},
                 valid_stats={"loss": stage_loss, "CER": cer},
             )
             self.checkpointer.save_and_keep_only(meta={"CER": cer}, min_keys=["CER"])
@@ -281,7 +281,10 @@ def main() -> int:
             )
         except BudgetReached:
             stopped = "budget"
-            # The model where the budget stopped it is validated and kept if best.
+            # The model where the budget stopped it is validated and kept if best,
+            # as Brain._fit_train would end the epoch (step counts the averages).
+            brain.zero_grad(set_to_none=True)
+            brain.train_loss, brain.step = brain.avg_train_loss, 0
             brain._fit_valid(valid, hp["epoch_counter"].current, False)
         summary = {
             "params": sum(p.numel() for p in hp["model"].parameters()),
