@@ -157,6 +157,7 @@ def run_sb(
     overrides = overrides if args.sb_size == "recipe" else {}
     if args.smoke and joint:  # an untrained decoder runs to the length limit
         overrides.update(SMOKE_SB_JOINT)
+        res.notes.append(f"{name}: smoke test, searched with {SMOKE_SB_JOINT}")
     overrides.update(json.loads(args.sb_set or "{}"))
     common = [str(SB_PYTHON), str(SB_DIR / "train.py")]
     common += ["--work", str(sb_data), "--out", str(run)]
