@@ -1,15 +1,15 @@
 #!/usr/bin/env python
 """SpeechBrain's side of benchmarks/peers/asr_run.py; runs in venvs/speechbrain.
 
-    python train.py prep  --manifests DIR --out WORK [--max-utts N]
-    python train.py train --hparams crdnn_ctc.yaml --work WORK --out RUN \
-        --minutes 60 --threads 2
-    python train.py test  --hparams crdnn_ctc.yaml --work WORK --out RUN --threads 2
+    python train.py prep  --manifests DIR --work DATA [--max-utts N]
+    python train.py train --hparams crdnn_ctc.yaml --work DATA --out RUN \
+        --minutes 60 --threads 2 [--max-epochs N] [--overrides JSON]
+    python train.py test  --hparams crdnn_ctc.yaml --work DATA --out RUN --threads 2
 
 prep: reads asr-cs's {train,valid,test}.tsv (`id path duration text`, paths
 relative to the manifest), writes 16 kHz mono WAV copies (soundfile + torchaudio's
 resampler, not torchaudio.load, which wants torchcodec) and SpeechBrain JSON
-annotations into WORK, and the character list of the training text.
+annotations into DATA, and the character list of the training text.
 train: SpeechBrain's Brain loop from scratch (no hub weights) until the wall-clock
 budget, validating every epoch (greedy CER; a last validation where the budget
 stopped it) and keeping the checkpoint with the lowest validation CER.
@@ -85,9 +85,12 @@ def prep(manifests: Path, work: Path, max_utts: int) -> None:
         if max_utts:
             rows = rows[:max_utts]
         ann = {}
-        for r in rows:
+        for line, r in enumerate(rows, 2):
             wav = work / "wav" / f"{r['id']}.wav"
-            secs = to_wav16k((tsv.parent / r["path"]).resolve(), wav)
+            try:
+                secs = to_wav16k((tsv.parent / r["path"]).resolve(), wav)
+            except (OSError, RuntimeError, ValueError) as err:
+                sys.exit(f"{tsv}:{line}: {r['path']}: {err}")
             ann[r["id"]] = {"wav": str(wav), "duration": secs, "text": r["text"]}
             if split == "train":
                 chars.update(r["text"])
@@ -245,7 +248,7 @@ def main() -> int:
     ap.add_argument("stage", choices=["prep", "train", "test"])
     ap.add_argument("--manifests", type=Path, help="prep: DIR with {split}.tsv")
     ap.add_argument("--max-utts", type=int, default=0, help="prep: first N per split")
-    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="prep's output DIR")
     ap.add_argument("--hparams", type=Path)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--minutes", type=float, default=60.0)
