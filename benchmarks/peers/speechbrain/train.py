@@ -141,7 +141,8 @@ def datasets(work: Path, chars: list[str], sorting: str) -> dict:
 class ASR(sb.Brain):
     """SpeechBrain's recipe Brain: features, augmentation, CRDNN, CTC (+ attention).
 
-    Attributes set by main: chars, joint, budget_s, t0, train_audio_s, train_time_s.
+    Attributes set by main: chars, joint, budget_s, t0, train_audio_s, train_time_s
+    (the seconds of audio trained on, and the time of the training stages).
     """
 
     def compute_forward(self, batch, stage):
@@ -193,18 +194,22 @@ class ASR(sb.Brain):
     def fit_batch(self, batch):
         if time.time() - self.t0 > self.budget_s:
             raise BudgetReached
-        t = time.time()
         wavs, wav_lens = batch.sig
         loss = super().fit_batch(batch)
-        self.train_time_s += time.time() - t
         self.train_audio_s += float((wav_lens * wavs.shape[1]).sum()) / RATE
         return loss
 
+    def end_train_stage(self) -> None:
+        """Adds the training stage's time (batch loading included) to train_time_s."""
+        self.train_time_s += time.time() - self.stage_t0
+
     def on_stage_start(self, stage, epoch=None):
         self.cer, self.hyps = sb.utils.metric_stats.ErrorRateStats(), {}
+        self.stage_t0 = time.time()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         if stage == sb.Stage.TRAIN:
+            self.end_train_stage()
             self.train_loss = stage_loss
             return
         cer = self.cer.summarize("error_rate")  # percent, over characters
@@ -284,6 +289,7 @@ def main() -> int:
             )
         except BudgetReached:
             stopped = "budget"
+            brain.end_train_stage()
             # The model where the budget stopped it is validated and kept if best,
             # as Brain._fit_train would end the epoch (step counts the averages).
             brain.zero_grad(set_to_none=True)
