@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install the peer toolkits for benchmarks/peers/run.py, each in its own venv:
-#   venvs/onmt: OpenNMT-py 3.5.1      venvs/joey: JoeyNMT 2.3.0
-# both on torch 2.14.1 (the same torch as s2s's .venv). Idempotent: a venv whose
-# stamp file matches this script's package list is left alone; FORCE=1 rebuilds.
+# Install the peer toolkits, each in its own venv:
+#   venvs/onmt: OpenNMT-py 3.5.1      venvs/joey: JoeyNMT 2.3.0   (run.py)
+#   venvs/speechbrain: SpeechBrain 1.1.2 + torchaudio 2.11.1       (asr_run.py)
+# all on torch 2.14.1 (the same torch as s2s's .venv). `setup.sh` builds onmt and
+# joey; `setup.sh speechbrain` (or any list of names) builds those named.
+# Idempotent: a venv whose stamp file matches this script's package list is left
+# alone; FORCE=1 rebuilds.
 #
 # Why not plain `pip install OpenNMT-py==3.5.1 joeynmt==2.3.0`:
 #  - OpenNMT-py 3.5.1 pins torch<2.3; we install it with --no-deps plus only the
@@ -32,6 +35,13 @@ PIP_FLAGS=(-q --disable-pip-version-check --only-binary=:all:)
 
 ONMT_PKGS=(configargparse "pyonmttok>=1.37,<2" sacrebleu pyyaml numpy six
            rapidfuzz pyahocorasick regex spacy fasttext-wheel)
+# SpeechBrain 1.1.2 asks for torch>=2.7.1 and torchaudio>=2.7.1, so 2.14.1/2.11.1
+# fit; it is installed with --no-deps all the same so that pip cannot move torch.
+# asr_run.py reads audio with soundfile, never torchaudio.load (which wants
+# torchcodec in torchaudio 2.9+). huggingface_hub is imported at start-up; no model
+# is fetched from any hub.
+SB_PKGS=("torchaudio==2.11.1" hyperpyyaml joblib numpy packaging requests scipy
+         sentencepiece soundfile tqdm huggingface_hub)
 JOEY_PKGS=(numpy pyyaml "sacrebleu>=2.0" "sentencepiece==0.2.0" subword-nmt
            tensorboard matplotlib tqdm importlib-metadata packaging six)
 
@@ -71,12 +81,22 @@ patch_joey() {
 }
 
 mkdir -p "$venvs"
-make_venv onmt "OpenNMT-py==3.5.1" \
-  "import warnings; warnings.simplefilter('ignore'); import onmt.bin.train, onmt.bin.translate, onmt.bin.build_vocab; assert __import__('onmt').__version__ == '3.5.1'" \
-  "${ONMT_PKGS[@]}"
-make_venv joey "joeynmt==2.3.0" \
-  "import joeynmt.training, joeynmt.prediction, joeynmt.__main__, inspect, joeynmt.builders as b; assert '\"verbose\"' not in inspect.getsource(b)" \
-  "${JOEY_PKGS[@]}"
-for v in onmt joey; do
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then targets=(onmt joey); fi
+for t in "${targets[@]}"; do
+  case "$t" in
+    onmt) make_venv onmt "OpenNMT-py==3.5.1" \
+      "import warnings; warnings.simplefilter('ignore'); import onmt.bin.train, onmt.bin.translate, onmt.bin.build_vocab; assert __import__('onmt').__version__ == '3.5.1'" \
+      "${ONMT_PKGS[@]}" ;;
+    joey) make_venv joey "joeynmt==2.3.0" \
+      "import joeynmt.training, joeynmt.prediction, joeynmt.__main__, inspect, joeynmt.builders as b; assert '\"verbose\"' not in inspect.getsource(b)" \
+      "${JOEY_PKGS[@]}" ;;
+    speechbrain) make_venv speechbrain "speechbrain==1.1.2" \
+      "import speechbrain, speechbrain.lobes.models.CRDNN, speechbrain.nnet.losses, speechbrain.decoders, hyperpyyaml, soundfile; assert speechbrain.__version__ == '1.1.2'" \
+      "${SB_PKGS[@]}" ;;
+    *) echo "[setup] unknown toolkit: $t (onmt, joey or speechbrain)" >&2; exit 2 ;;
+  esac
+done
+for v in "${targets[@]}"; do
   "$venvs/$v/bin/python" -W ignore -c "import torch, sys; print('[setup] $v:', 'python', sys.version.split()[0], 'torch', torch.__version__)"
 done
