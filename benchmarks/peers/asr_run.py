@@ -45,8 +45,8 @@ RECIPE = ROOT / "recipes" / "asr-cs"
 SYSTEMS = {
     "sb-ctc": "SpeechBrain 1.1.2 CRDNN, CTC (greedy)",
     "sb-joint": "SpeechBrain 1.1.2 CRDNN, joint CTC/attention (beam 8, CTC 0.3)",
-    "s2s": "s2s, recipes/asr-cs/config-cpu.yaml",
-    "s2s-joint": "s2s, recipes/asr-cs/config-joint-cpu.yaml",
+    "s2s": "s2s, recipes/asr-cs/config.cpu.yaml",
+    "s2s-joint": "s2s, recipes/asr-cs/config.joint.cpu.yaml",
 }
 # --sb-size recipe: the widths of SpeechBrain's TIMIT CRDNN recipes (ASR/CTC,
 # ASR/seq2seq), in place of crdnn_*.yaml's CPU widths.
@@ -325,9 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", default="sb-ctc,sb-joint,s2s", help=",".join(SYSTEMS))
     ap.add_argument("--data", type=Path, default=RECIPE / "data")
     ap.add_argument("--work", type=Path, default=HERE / "work" / "asr")
-    ap.add_argument("--s2s-config", type=Path, default=RECIPE / "config-cpu.yaml")
+    ap.add_argument("--s2s-config", type=Path, default=RECIPE / "config.cpu.yaml")
     ap.add_argument(
-        "--s2s-joint-config", type=Path, default=RECIPE / "config-joint-cpu.yaml"
+        "--s2s-joint-config", type=Path, default=RECIPE / "config.joint.cpu.yaml"
     )
     ap.add_argument(
         "--s2s-set", action="append", default=[], metavar="KEY=VALUE",
