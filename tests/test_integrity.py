@@ -268,8 +268,12 @@ def test_metrics_file_that_is_a_directory(toy_bin, tmp_path):
     out = tmp_path / "run"
     (out / "metrics.jsonl").mkdir(parents=True)
     cfg = load_config(None, [*TINY, "train.max_steps=1"])
-    with pytest.raises(S2SError, match="metrics.jsonl: cannot append"):
+    # A fresh start refuses the run directory as another run's; --resume (a run
+    # killed before its first checkpoint starts over) cannot append to it.
+    with pytest.raises(S2SError, match="metrics.jsonl exists"):
         Trainer(cfg, toy_bin, out).run()
+    with pytest.raises(S2SError, match="metrics.jsonl"):
+        Trainer(cfg, toy_bin, out, resume=True).run()
 
 
 def test_missing_valid_raw_is_found_at_startup(toy_bin, tmp_path):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from s2s.data.batching import longest_first
 from s2s.data.text import clean_line
 from s2s.errors import S2SError
 
@@ -284,6 +283,7 @@ class Transcriber:
         string. Headers are read first, so a bad file fails before any decoding;
         `where[i]` (e.g. `test.tsv:5`) then prefixes errors about file i."""
         from s2s.data.audio import audio_seconds, load_audio
+        from s2s.data.batching import longest_first
 
         if isinstance(audio, (str, Path)):
             return self.transcribe([audio])[0]
