@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import math
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -200,6 +201,7 @@ def config_from_dict(
         return cfg
     if not isinstance(data, dict):
         raise S2SError(f"{source}: expected a mapping of sections, got {type(data)}")
+    data = _renamed_keys(data, source)
     for section, values in data.items():
         if section not in _SECTIONS:
             raise _unknown("section", str(section), list(_SECTIONS))
@@ -213,6 +215,32 @@ def config_from_dict(
     return cfg
 
 
+def _renamed_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Configs of older s2s: `train.tbptt_steps` (translation's truncated BPTT)
+    and `train.bptt` (the LM's) are one key now, `train.bptt`.
+
+    A config that holds both was written whole by s2s (a checkpoint, a run's
+    config.yaml): translation and speech take tbptt_steps, the LM keeps bptt. One
+    that names tbptt_steps alone was written by a person: it is read as bptt,
+    with a warning to rename it."""
+    train = data.get("train")
+    if not isinstance(train, dict) or "tbptt_steps" not in train:
+        return data
+    train = dict(train)
+    steps = train.pop("tbptt_steps")
+    task = (data.get("model") or {}).get("task", "translation")
+    if "bptt" not in train:
+        _deprecated(f"{source}: train.tbptt_steps", "train.bptt")
+        train["bptt"] = steps
+    elif task != "lm":
+        train["bptt"] = steps
+    return {**data, "train": train}
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"warning: {old} is deprecated: use {new}", file=sys.stderr)
+
+
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     """Apply `section.key=value` strings (values parsed as YAML scalars)."""
     for item in overrides:
@@ -222,6 +250,9 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
         if dotted.count(".") != 1:
             raise S2SError(f"--set expects section.key=value, got {item!r}")
         section, key = dotted.strip().split(".")
+        if (section, key) == ("train", "tbptt_steps"):
+            _deprecated("--set train.tbptt_steps", "train.bptt")
+            key = "bptt"
         _set(cfg, section, key, value.strip(), from_string=True)
     validate(cfg)
     return cfg
@@ -290,11 +321,13 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
         )
-    if m.task != "translation" and t.tbptt_steps:
-        hint = " (the lm uses train.bptt)" if m.task == "lm" else ""
+    if speech and t.bptt:
         raise S2SError(
-            f"train.tbptt_steps is for translation; set it to 0 for {m.task}{hint}"
+            f"train.bptt (truncated BPTT) is for translation and lm; set it to 0 for "
+            f"{m.task}"
         )
+    if m.task == "lm" and t.bptt == 1:
+        raise S2SError("train.bptt must be >= 2 for the lm (0: 64), got 1")
     needs = {"bleu": ("translation",), "wer": ("ctc", "joint")}.get(t.select_by, ())
     if needs and m.task not in needs:
         raise S2SError(

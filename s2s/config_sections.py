@@ -16,6 +16,9 @@ from typing import Any, Literal
 __all__ = ["ModelConfig", "TrainConfig", "DecodeConfig"]
 
 
+LM_BPTT = 64  # the language model's segment length where train.bptt is 0
+
+
 def _f(default: Any, help: str, **check: Any) -> Any:
     """A config field: its default, its help and its constraints (`ge`, `gt`,
     `le`, `lt`: bounds of a number; `pattern`: a regular expression a string must
@@ -168,17 +171,14 @@ class TrainConfig:
         "non-finite gradients, or for running out of memory (0: never)",
         ge=0,
     )
-    tbptt_steps: int = _f(
-        0,
-        "truncated BPTT: run the target in chunks of this many steps, carrying the "
-        "decoder state and accumulating every chunk's gradient (0: off)",
-        ge=0,
-    )
     bptt: int = _f(
-        64,
-        "lm: tokens per truncated-BPTT segment; the hidden state is carried (and "
-        "detached) from one segment to the next, batch_tokens // bptt streams wide",
-        ge=2,
+        0,
+        "truncated BPTT, steps per segment; the state is carried (and detached) "
+        "from one segment to the next. translation: the target runs in chunks of "
+        "this many steps, every chunk's gradient accumulated (0: off); lm: the "
+        "token stream's segment length (0: 64), batch_tokens // bptt streams "
+        "wide; ctc and joint: 0 (was train.tbptt_steps for translation)",
+        ge=0,
     )
     bptt_random: bool = _f(
         False,

@@ -60,9 +60,34 @@ def test_dot_attention_needs_matching_sizes():
 
 def test_describe_lists_every_key_with_help():
     text = describe_config()
-    for key in ("emb_dim", "tbptt_steps", "precision", "lenpen", "max_len_ratio"):
+    for key in ("emb_dim", "bptt", "precision", "lenpen", "max_len_ratio"):
         assert f"  {key}:" in text
     lines = [line for line in text.splitlines() if line.startswith("  ")]
     helps, keys = lines[0::2], lines[1::2]
     assert all(h.startswith("  # ") for h in helps)
     assert not any(k.startswith("  #") for k in keys)
+
+
+def test_one_key_for_truncated_bptt_and_the_old_name(tmp_path, capsys):
+    """train.bptt serves translation and the LM; train.tbptt_steps still works,
+    with a warning; configs that older s2s wrote whole (checkpoints) keep meaning
+    what they meant."""
+    assert load_config(None, ["train.bptt=4"]).train.bptt == 4
+    assert load_config(None, ["train.tbptt_steps=4"]).train.bptt == 4
+    assert "train.tbptt_steps is deprecated: use train.bptt" in capsys.readouterr().err
+    old = tmp_path / "old.yaml"
+    old.write_text("train:\n  tbptt_steps: 3\n")
+    assert load_config(old).train.bptt == 3
+    assert "deprecated" in capsys.readouterr().err
+    # Written whole by an older s2s: both keys, bptt=64 the LM's default.
+    saved = {"train": {"tbptt_steps": 0, "bptt": 64}}
+    assert config_from_dict({**saved, "model": {"task": "translation"}}).train.bptt == 0
+    lm = config_from_dict(
+        {"model": {"task": "lm"}, "train": {"tbptt_steps": 0, "bptt": 64}}
+    )
+    assert lm.train.bptt == 64
+    ctc = config_from_dict({**saved, "model": {"task": "ctc"}})
+    assert ctc.train.bptt == 0
+    assert capsys.readouterr().err == ""  # no warning for a stored config
+    with pytest.raises(S2SError, match="set it to 0 for ctc"):
+        load_config(None, ["model.task=ctc", "train.bptt=8"])

@@ -251,8 +251,8 @@ def test_lm_task_needs_monolingual_data(toy_bin, lm_bin, tmp_path):
         Trainer(_lm_cfg("train.max_steps=1"), toy_bin, tmp_path / "a")
     with pytest.raises(S2SError, match="set model.task=lm"):
         Trainer(load_config(None, [*TINY, "train.max_steps=1"]), lm_bin, tmp_path / "b")
-    with pytest.raises(S2SError, match="train.bptt"):
-        _lm_cfg("train.tbptt_steps=4")
+    with pytest.raises(S2SError, match="train.bptt must be >= 2 for the lm"):
+        _lm_cfg("train.bptt=1")
 
 
 # --- prep -----------------------------------------------------------------------

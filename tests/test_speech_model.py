@@ -106,7 +106,7 @@ def test_impossible_targets_are_counted():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("train.tbptt_steps=4", "tbptt_steps is for translation"),
+        ("train.bptt=4", "is for translation and lm; set it to 0"),
         ("train.select_by=bleu", "select_by=bleu needs model.task=translation"),
         ("model.freq_masks=-1", "model.freq_masks must be >= 0"),
     ],

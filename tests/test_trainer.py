@@ -64,7 +64,7 @@ def test_accumulation_and_tbptt_train(toy_bin, tmp_path):
         toy_bin,
         tmp_path / "r",
         4,
-        extra=["train.accum_steps=2", "train.tbptt_steps=3", "train.precision=bf16"],
+        extra=["train.accum_steps=2", "train.bptt=3", "train.precision=bf16"],
     )
     assert ckpt["state"]["step"] == 4
     assert ckpt["state"]["batch"] in range(0, 12)

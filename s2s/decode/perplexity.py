@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from s2s.config_sections import LM_BPTT
 from s2s.data.batching import longest_first
 from s2s.data.text import iter_lines
 from s2s.data.vocab import BOS, EOS, PAD, UNK
@@ -134,7 +135,7 @@ def perplexity_file(
         except OSError as e:
             raise S2SError(f"{input}: cannot open: {e.strerror}") from None
     result = Perplexity()
-    scorer = _Stream(lm, dev, max(cfg.train.bptt, 256)) if stream else None
+    scorer = _Stream(lm, dev, max(cfg.train.bptt or LM_BPTT, 256)) if stream else None
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("scoring", total=total)
         for block in _blocks(iter_lines(input), result):

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from s2s.config import Config
+from s2s.config_sections import LM_BPTT
 from s2s.data.stream import (
     MonoData,
     StreamBatch,
@@ -49,7 +50,7 @@ class LMTask:
             raise S2SError(f"{data_dir}: the training split is empty")
         self.vocab = self.data["train"].vocab()
         tc = cfg.train
-        self.num_rows = max(1, tc.batch_tokens // tc.bptt)
+        self.num_rows = max(1, tc.batch_tokens // (tc.bptt or LM_BPTT))
         self.rows = {
             split: stream_rows(token_stream(d.tokens), self.num_rows)
             for split, d in self.data.items()
@@ -78,7 +79,7 @@ class LMTask:
         vary = tc.bptt_random and shuffle and split == "train"
         return [
             np.array([a, b, 0, R], dtype=np.int64)
-            for a, b in segment_bounds(S - 1, tc.bptt, vary, seed, epoch)
+            for a, b in segment_bounds(S - 1, tc.bptt or LM_BPTT, vary, seed, epoch)
         ]
 
     def shard_batch(self, ids: np.ndarray, rank: int, world: int) -> np.ndarray | None:
@@ -133,7 +134,7 @@ class LMTask:
         self, model: nn.Module, device: torch.device, precision: str, autocast
     ) -> dict[str, float]:
         nll, ntok = stream_nll(
-            model, self.rows["valid"], self.cfg.train.bptt, device, autocast
+            model, self.rows["valid"], self.cfg.train.bptt or LM_BPTT, device, autocast
         )
         loss = nll / max(ntok, 1)
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}

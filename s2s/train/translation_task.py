@@ -78,7 +78,7 @@ class TranslationTask:
             batch.tgt_in,
             batch.tgt_out,
             scale=scale,
-            tbptt_steps=self.cfg.train.tbptt_steps,
+            tbptt_steps=self.cfg.train.bptt,
             backward=backward,
             autocast=autocast,
         )
