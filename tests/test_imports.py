@@ -23,8 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("s2s.info",),
     ("s2s.decode", "s2s.viz", "s2s.export"),
     ("s2s.train",),
-    # "s2s": the package itself, the Python API's facade (s2s.Translator, ...).
-    ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.__main__", "s2s"),
+    ("s2s.cli", "s2s.cli_decode", "s2s.cli_inspect", "s2s.cli_prep", "s2s.__main__"),
+    ("s2s",),  # the package itself: the Python API's facade (s2s.Translator, ...)
 ]
 
 
