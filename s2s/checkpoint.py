@@ -13,13 +13,13 @@ import os
 import random
 import re
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from s2s.atomic import TMP_SUFFIX, atomic_file
 from s2s.config import Config, config_from_dict
 from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings
@@ -64,22 +64,14 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise S2SError(f"not writing {path}: weight {bad} holds NaN or infinite values")
     versions = {"s2s": __version__, "torch": str(torch.__version__)}
     payload = {"format_version": FORMAT_VERSION, **payload, "versions": versions}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                torch.save(payload, f)
-            except RuntimeError as e:  # torch's zip writer after a failed write
-                cause = e.__cause__ or e.__context__
-                if isinstance(cause, OSError):
-                    raise cause from None
-                raise OSError(errno.EIO, f"torch could not write it: {e}") from None
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as f:
+        try:
+            torch.save(payload, f)
+        except RuntimeError as e:  # torch's zip writer after a failed write
+            cause = e.__cause__ or e.__context__
+            if isinstance(cause, OSError):
+                raise cause from None
+            raise OSError(errno.EIO, f"torch could not write it: {e}") from None
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -233,9 +225,11 @@ def numbered_checkpoints(directory: str | Path) -> list[Path]:
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:
-    """Delete half-written `.NAME.pt.*.tmp` files a killed run left behind."""
-    for p in Path(directory).glob(".*.pt.*.tmp"):
-        p.unlink(missing_ok=True)
+    """Delete the half-written checkpoints a killed run left behind (`s2s.atomic`'s
+    temporaries; `.NAME.pt.*.tmp` from older s2s)."""
+    for pattern in (f".*.pt.*{TMP_SUFFIX}", ".*.pt.*.tmp"):
+        for p in Path(directory).glob(pattern):
+            p.unlink(missing_ok=True)
 
 
 def check_output_dir(directory: str | Path, checkpoint_bytes: int) -> None:

@@ -156,7 +156,7 @@ def test_failed_save_keeps_last_checkpoint(toy_bin, tmp_path, monkeypatch):
     assert "last.pt holds step 2" in result.output
     assert "Traceback" not in result.output
     assert load_checkpoint(out / "last.pt")["state"]["step"] == 2
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp")) and not list(out.glob(".*.s2s-tmp"))
 
 
 def test_same_seed_same_weights(toy_bin, tmp_path):

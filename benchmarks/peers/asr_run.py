@@ -37,7 +37,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from run import check, cpu_model, fmt, log, median_rate, run_measured, s2s_cmd  # noqa: E402
+from common import check, log, median_rate, run_measured, s2s_cmd  # noqa: E402
+from run import cpu_model, fmt  # noqa: E402
 
 SB_DIR = HERE / "speechbrain"
 SB_PYTHON = HERE / "venvs" / "speechbrain" / "bin" / "python"

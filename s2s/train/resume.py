@@ -18,11 +18,10 @@ holds every step once.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from s2s.atomic import atomic_file
 from s2s.config import Config, config_from_dict, load_config
 from s2s.errors import S2SError
 
@@ -199,16 +198,8 @@ def trim_metrics(path: Path, step: int) -> int:
             keep.append(line)
     dropped = len(lines) - len(keep)
     if dropped:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write("".join(line + "\n" for line in keep))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            f.write("".join(line + "\n" for line in keep))
     return dropped
 
 

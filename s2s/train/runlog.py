@@ -6,8 +6,6 @@ run as plain text), config.yaml (the resolved config), metrics.jsonl and, with
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -15,6 +13,7 @@ from typing import IO, Any
 import yaml
 from rich.console import Console
 
+from s2s.atomic import atomic_file
 from s2s.config import Config
 from s2s.errors import S2SError
 
@@ -35,17 +34,9 @@ TENSORBOARD_HINT = (
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `text` whole or not at all (`s2s.atomic.atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_run_config(out: Path, cfg: Config) -> None:

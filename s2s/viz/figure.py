@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from s2s.atomic import atomic_file
 from s2s.errors import S2SError
 
 __all__ = ["pyplot", "save_png", "DPI"]
@@ -37,18 +36,10 @@ def save_png(fig: Any, out: Path) -> None:
     out = Path(out)
     if not out.parent.is_dir():
         raise S2SError(f"{out}: no such directory {out.parent}")
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(out, "wb") as f:
             fig.savefig(f, format="png", dpi=DPI)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
     except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
         raise S2SError(f"{out}: cannot write ({e.strerror or e})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         pyplot().close(fig)
