@@ -52,7 +52,9 @@ class Scorer(Protocol):
     States are a tensor or a tuple/list/dict of tensors whose first dimension is the
     N hypothesis rows (`select_rows` reorders them); a scorer whose state has parts
     per sentence (the decoder's memory) defines `select` itself. Scale the scores
-    (the weight) inside the scorer. CTC prefix beam search takes the same scorers
+    (the weight) inside the scorer. The search may write into what `score` returns
+    (it masks tokens that are never emitted), and calls `advance` on every row
+    after selecting rows. CTC prefix beam search takes the same scorers
     and adds an optional `final(state) -> (N,)` when a prefix ends the utterance."""
 
     def init_state(self, batch_size: int, device: torch.device) -> Any:
@@ -128,8 +130,10 @@ class DecoderScorer:
     def select(
         self, state: _DecoderState, rows: torch.Tensor, sentences: torch.Tensor | None
     ) -> _DecoderState:
+        """The search selects rows between scoring and `advance`, which computes the
+        next log-probabilities: the spent ones are not copied."""
         mem = state.mem if sentences is None else state.mem.select(sentences)
-        return _DecoderState(mem, state.state.select(rows), state.logp[rows])
+        return _DecoderState(mem, state.state.select(rows), None)
 
 
 def _bos(n: int, device: torch.device) -> torch.Tensor:
@@ -273,7 +277,7 @@ def beam_search(
         n = alive.numel()
         last_step = t >= max_len[alive] if bonus else None  # (n,)
         tok = _summed(scorers, states, _all_tokens(n * K, V, device))  # (n*K, V)
-        tok = tok.index_fill(1, never, _NEG_INF)  # BOS and PAD are never emitted
+        tok[:, never] = _NEG_INF  # BOS and PAD are never emitted (in place: cheap)
         if partial is not None:
             if C >= V - 1:
                 cand = _all_tokens(n * K, V, device)  # (n*K, V)

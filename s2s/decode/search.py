@@ -47,7 +47,7 @@ def greedy_decode(
     never = torch.tensor([PAD, BOS], device=device)
     for t in range(int(max_len.max())):
         logp, state, _ = decoder.step(tokens, state, mem)  # (B, V)
-        logp = logp.index_fill(1, never, float("-inf"))  # BOS, PAD never emitted
+        logp[:, never] = float("-inf")  # BOS, PAD never emitted (a fresh tensor)
         best, tokens = (v[:, 0] for v in topk_rows(logp, 1))  # (B,)
         scores = scores + best
         seqs = torch.cat([seqs, tokens[:, None]], dim=1)
