@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
-from common import check, log, median_rate, run_measured, s2s_cmd  # noqa: E402
+from peer_common import check, log, median_rate, run_measured, s2s_cmd  # noqa: E402
 from run import cpu_model, fmt  # noqa: E402
 
 SB_DIR = HERE / "speechbrain"

@@ -7,8 +7,8 @@ import signal
 import zipfile
 from pathlib import Path
 
-import common  # noqa: E402 (the options of run.py set some settings)
-from common import (  # noqa: E402
+import peer_common as common  # noqa: E402 (run.py's options set some)
+from peer_common import (  # noqa: E402
     BEAM,
     BETA2,
     CLIP,

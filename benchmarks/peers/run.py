@@ -29,8 +29,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-import common  # noqa: E402 (the options of run.py set some settings)
-from common import (  # noqa: E402
+import peer_common as common  # noqa: E402 (run.py's options set some)
+from peer_common import (  # noqa: E402
     BEAM,
     BETA2,
     CLIP,
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse the trained runs in --work; decode and score only",
     )
     args = ap.parse_args(argv)
-    # Every toolkit's config reads them (common.py).
+    # Every toolkit's config reads them (peer_common.py).
     common.BATCH_TOKENS, common.LR, common.WARMUP = (
         args.batch_tokens,
         args.lr,

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import common  # noqa: E402 (the options of run.py set some settings)
-from common import (  # noqa: E402
+import peer_common as common  # noqa: E402 (run.py's options set some)
+from peer_common import (  # noqa: E402
     BEAM,
     CLIP,
     DEC_HIDDEN,
