@@ -78,6 +78,14 @@ class LMScorer:
     def advance(self, state: dict, tokens: torch.Tensor) -> dict:
         return self._step(tokens, (state["h"], state["c"]))
 
+    def select(
+        self, state: dict, rows: torch.Tensor, sentences: torch.Tensor | None = None
+    ) -> dict:
+        """Rows for `s2s.decode.beam.beam_search`, which advances every row right
+        after selecting: the spent next-token scores are not copied. (CTC prefix
+        search keeps rows that do not advance and selects with `select_rows`.)"""
+        return {"h": state["h"][rows], "c": state["c"][rows], "logp": None}
+
     def final(self, state: dict) -> torch.Tensor:
         """Ending each prefix: weight * log P(EOS | prefix), (N,)."""
         return self.weight * state["logp"][:, EOS]
