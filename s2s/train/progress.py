@@ -199,7 +199,7 @@ class Report:
             "time": round(time.time(), 1),
         }
         self.log(record)
-        shown = {**counts, **{k: v for k, v in extra.items() if v}}
+        shown = {k: v for k, v in {**counts, **extra}.items() if v}  # the non-zero
         info = "".join(f" | {k} {v}" for k, v in shown.items())
         line = window_line(
             state.step, self.total, self.exact, {**record, "_left": self.left}, info
