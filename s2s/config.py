@@ -328,7 +328,8 @@ def validate(cfg: Config) -> None:
         )
     if m.task == "lm" and t.bptt == 1:
         raise S2SError("train.bptt must be >= 2 for the lm (0: 64), got 1")
-    needs = {"bleu": ("translation",), "wer": ("ctc", "joint")}.get(t.select_by, ())
+    needs = {"bleu": ("translation",), "wer": ("ctc", "joint"), "cer": ("ctc", "joint")}
+    needs = needs.get(t.select_by, ())
     if needs and m.task not in needs:
         raise S2SError(
             f"train.select_by={t.select_by} needs model.task={' or '.join(needs)} "

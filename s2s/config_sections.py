@@ -206,10 +206,10 @@ class TrainConfig:
     valid_bleu_sents: int = _f(
         500, "at most this many validation sentences (utterances) decoded", ge=1
     )
-    select_by: Literal["loss", "bleu", "wer"] = _f(
+    select_by: Literal["loss", "bleu", "wer", "cer"] = _f(
         "loss",
         "which validation number picks best.pt and drives early stopping (bleu: "
-        "translation, wer: ctc)",
+        "translation; wer, cer: ctc and joint)",
     )
     patience: int = _f(
         0, "stop after this many validations without improvement (0: never)", ge=0

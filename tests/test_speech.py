@@ -224,3 +224,24 @@ def test_audio_of_other_rates_is_resampled(tone_run, tmp_path):
 
     tr = _transcriber(tone_run)
     assert tr.transcribe([load_audio(tmp_path / "x.flac", RATE)]) == [text]
+
+
+def test_select_by_cer_keeps_the_lowest_validation_cer(tone_bin, tmp_path):
+    cfg = load_config(
+        None,
+        [
+            *TINY_CTC,
+            "train.max_steps=40",
+            "train.valid_every=10",
+            "train.select_by=cer",
+        ],
+    )
+    Trainer(cfg, tone_bin, tmp_path).run()
+    rows = [
+        json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    valid = [r for r in rows if "valid_cer" in r]
+    best = min(valid, key=lambda r: (r["valid_cer"], r["step"]))
+    state = load_checkpoint(tmp_path / "best.pt")["state"]
+    assert state["step"] == best["step"]
+    assert state["best"] == pytest.approx(best["valid_cer"], abs=1e-3)  # not loss

@@ -117,7 +117,7 @@ def prepared(out: Path, data: Path) -> bool:
         split: [str(data / f"{split}.tsv"), (data / f"{split}.tsv").stat().st_mtime]
         for split in ("train", "valid", "test")
     }
-    path = out / "manifests.json"
+    path = out.parent / f"{out.name}.manifests.json"  # beside: s2s wants it empty
     if path.exists() and json.loads(path.read_text()) == stamp:
         return True
     shutil.rmtree(out, ignore_errors=True)
@@ -197,10 +197,11 @@ def run_sb(
 
 
 def s2s_prep(args: argparse.Namespace, env: dict, data: Path) -> Path:
-    bin_dir = args.work / "s2s-bin"
+    flags = shlex.split(args.s2s_prep)
+    bin_dir = args.work / ("s2s-bin" + "".join(f.strip("-") for f in flags))
     if prepared(bin_dir, data) and (bin_dir / "meta.json").exists():
         return bin_dir
-    cmd = s2s_cmd() + ["prep", "speech", "--chars", "--out", str(bin_dir)]
+    cmd = s2s_cmd() + ["prep", "speech", "--chars", "--out", str(bin_dir), *flags]
     for split in ("train", "valid", "test"):
         cmd += [f"--{split}", str(data / f"{split}.tsv")]
     check(run_measured(cmd, args.work / "s2s-prep.log", env), "s2s prep speech")
@@ -251,7 +252,7 @@ def run_s2s(
 
     import torch
 
-    from s2s.train.checkpoint import load_speech_model
+    from s2s.checkpoint import load_speech_model
 
     model = load_speech_model(run / "best.pt", torch.device("cpu"))[0]
     res.params = sum(p.numel() for p in model.parameters())
@@ -333,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--s2s-set", action="append", default=[], metavar="KEY=VALUE",
         help="extra `s2s train --set` override (repeatable)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--s2s-prep", default="", metavar="FLAGS",
+        help='extra `s2s prep speech` flags, e.g. "--speed-perturb 0.9,1.1"',
     )  # fmt: skip
     ap.add_argument("--sb-size", choices=["cpu", "recipe"], default="cpu")
     ap.add_argument("--sb-set", default="", help='JSON overrides, e.g. {"lr": 0.5}')

@@ -25,7 +25,10 @@ import torchaudio
 from s2s.errors import S2SError, where
 
 __all__ = [
+    "AudioReader",
+    "AudioSource",
     "Utterance",
+    "Waveform",
     "audio_seconds",
     "load_audio",
     "read_manifest",
@@ -67,37 +70,127 @@ def load_audio(
             `max_seconds`, or its header gives a rate that is implausible or too
             costly to resample from; the message names the file.
     """
-    path = _check_file(path)
+    reader = AudioReader(path, sample_rate)
     # The header is read first so an overlong file fails before it is decoded.
-    info = _header(path)
-    if max_seconds is not None and info.frames > max_seconds * info.samplerate:
-        seconds = info.frames / info.samplerate
+    if max_seconds is not None and reader.seconds > max_seconds:
         raise S2SError(
-            f"{where(path)}: {seconds:.1f} s is longer than the limit of "
-            f"{max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
+            f"{where(reader.path)}: {reader.seconds:.1f} s is longer than the limit "
+            f"of {max_seconds:.1f} s (raise the max_seconds limit or remove the file)"
         )
-    _check_resampling(path, info.samplerate, sample_rate)
-    try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except _DECODE_ERRORS as err:
-        raise _decode_error(path, err) from err
-    if data.shape[0] == 0:
-        raise S2SError(f"{where(path)}: empty audio (0 samples)")
+    return reader.read(0, reader.num_samples)
 
-    wave = torch.from_numpy(data).mean(dim=1)  # (N, C) -> (N,)
-    if not torch.isfinite(wave).all():
-        raise S2SError(f"{where(path)}: audio contains NaN or infinite samples")
-    peak = float(wave.abs().max())
-    if peak > _MAX_PEAK:
-        # Float files hold [-1, 1] (some tools write int16-scaled floats); 1e15
-        # overflows the features' float32 power spectrum into inf and NaN.
-        raise S2SError(
-            f"{where(path)}: samples reach {peak:.3g}, beyond +-{_MAX_PEAK:g}: not "
-            f"audio as stored (corrupt or mis-scaled float file)"
+
+class AudioSource:
+    """Mono audio at a fixed rate that is read a stretch at a time: `num_samples`
+    and `read(start, stop)` (sample indices at that rate). Long recordings are
+    decoded window by window through this, so memory does not grow with length."""
+
+    num_samples: int
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        """Samples [start, stop) as (stop - start,) float32."""
+        raise NotImplementedError
+
+
+class Waveform(AudioSource):
+    """An `AudioSource` over a waveform already in memory, (N,)."""
+
+    def __init__(self, wave: torch.Tensor):
+        if wave.dim() != 1:
+            raise ValueError(f"expected a 1-D waveform, got shape {tuple(wave.shape)}")
+        self.wave, self.num_samples = wave, wave.numel()
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        return self.wave[start:stop]
+
+
+class AudioReader(AudioSource):
+    """An audio file as an `AudioSource` at `sample_rate`: only the header is read
+    when it is opened; `read` decodes just the stretch asked for (plus, when the
+    file's rate differs, the resampling filter's reach on each side, so that a
+    stretch equals the same samples of the whole file resampled at once, up to
+    float rounding). Channels are averaged. Every stretch read is checked as
+    `load_audio` checks a whole file; errors name the file.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], sample_rate: int, context: str = ""
+    ):
+        # context (e.g. "test.tsv:5") comes first in every error message.
+        self._context = f"{context}: " if context else ""
+        try:
+            self.path = _check_file(path)
+            info = _header(self.path)
+            _check_resampling(self.path, info.samplerate, sample_rate)
+        except S2SError as e:
+            raise S2SError(f"{self._context}{e}") from None
+        self.file_rate, self.sample_rate = info.samplerate, sample_rate
+        self.file_samples = info.frames
+        self.seconds = info.frames / info.samplerate
+        g = math.gcd(self.file_rate, sample_rate)
+        self._orig, self._new = self.file_rate // g, sample_rate // g
+        # torchaudio's output length, ceil(N * new / orig).
+        self.num_samples = -(-self.file_samples * self._new // self._orig)
+        # The sinc filter's half width in input samples (torchaudio's formula for
+        # lowpass_filter_width 6, rolloff 0.99), rounded up to whole input blocks.
+        width = math.ceil(6 * self._orig / (min(self._orig, self._new) * 0.99))
+        self._margin = (width // self._orig + 2) * self._orig
+
+    def read(self, start: int, stop: int) -> torch.Tensor:
+        start, stop = max(0, start), min(stop, self.num_samples)
+        if stop <= start:
+            return torch.zeros(0)
+        if self.file_rate == self.sample_rate:
+            return self._decode(start, stop)
+        o, n = self._orig, self._new
+        # Output block k (n samples) is computed from input block k (o samples) and
+        # the filter's reach around it; a stretch that starts on an input block
+        # boundary gives the whole file's output blocks from there on.
+        a = max(0, start // n * o - self._margin)
+        b = min(self.file_samples, -(-stop // n) * o + self._margin + o)
+        out = torchaudio.functional.resample(
+            self._decode(a, b), self.file_rate, self.sample_rate
         )
-    if file_rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, file_rate, sample_rate)  # (N',)
-    return wave.contiguous()
+        base = a // o * n
+        return out[start - base : stop - base].contiguous()
+
+    def _decode(self, a: int, b: int) -> torch.Tensor:
+        """File samples [a, b), mono float32, checked."""
+        try:
+            return self._decode_checked(a, b)
+        except S2SError as e:
+            raise S2SError(f"{self._context}{e}") from None
+
+    def _decode_checked(self, a: int, b: int) -> torch.Tensor:
+        try:
+            with soundfile.SoundFile(str(self.path)) as f:
+                if a:
+                    f.seek(a)
+                data = f.read(b - a, dtype="float32", always_2d=True)
+        except _DECODE_ERRORS as err:
+            raise _decode_error(self.path, err) from err
+        if data.shape[0] == 0:
+            raise S2SError(
+                f"{where(self.path)}: empty audio (0 samples)"
+                if a == 0
+                else f"{where(self.path)}: cannot decode audio (no samples at "
+                f"{a / self.file_rate:.2f} s, {self.seconds:.2f} s in the header)"
+            )
+        wave = torch.from_numpy(data).mean(dim=1)  # (N, C) -> (N,)
+        if not torch.isfinite(wave).all():
+            raise S2SError(
+                f"{where(self.path)}: audio contains NaN or infinite samples"
+            )
+        peak = float(wave.abs().max())
+        if peak > _MAX_PEAK:
+            # Float files hold [-1, 1] (some tools write int16-scaled floats); 1e15
+            # overflows the features' float32 power spectrum into inf and NaN.
+            raise S2SError(
+                f"{where(self.path)}: samples reach {peak:.3g}, beyond "
+                f"+-{_MAX_PEAK:g}: not audio as stored (corrupt or mis-scaled float "
+                "file)"
+            )
+        return wave
 
 
 def audio_seconds(path: str | os.PathLike[str]) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,28 @@ class ShardWriter:
         self._offsets = array("q", [0])
 
     def add(self, ids: list[int] | np.ndarray) -> None:
+        self.add_blocks([ids])
+
+    def add_blocks(self, blocks: Iterable[list[int] | np.ndarray]) -> int:
+        """Append one item given in consecutive pieces (the features of a long
+        recording, written as they are computed, never whole in memory); returns
+        its length. If `blocks` raises, the part written is removed and the
+        error passes on, so the shard holds whole items only."""
         if self._file is None or len(self._offsets) > self.shard_size:
             self._rotate()
-        self._file.write(np.asarray(ids, dtype=self.dtype).tobytes())
-        self._offsets.append(self._offsets[-1] + len(ids))
+        start, n = self._file.tell(), 0
+        try:
+            for block in blocks:
+                self._file.write(np.asarray(block, dtype=self.dtype).tobytes())
+                n += len(block)
+        except BaseException:
+            self._file.seek(start)
+            self._file.truncate()
+            raise
+        self._offsets.append(self._offsets[-1] + n)
         self.items += 1
-        self.tokens += len(ids)
+        self.tokens += n
+        return n
 
     def _close_shard(self) -> None:
         if self._file is not None:

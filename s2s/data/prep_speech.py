@@ -1,9 +1,11 @@
 """`s2s prep speech`: manifests in; log-mel shards, CMVN statistics, a vocabulary out.
 
 Utterances stream one at a time (decode, resample, features, write), so memory does
-not grow with the corpus. Every problem names the manifest line and the audio file;
-with `skip_bad` an utterance whose audio cannot be used is skipped and counted
-instead. Manifest syntax errors always stop the run: they are fixed in the manifest.
+not grow with the corpus; a long held-out recording streams a minute at a time
+(`AudioReader`, `ShardWriter.add_blocks`), so it does not grow with the recording.
+Every problem names the manifest line and the audio file; with `skip_bad` an
+utterance whose audio cannot be used is skipped and counted instead. Manifest syntax
+errors always stop the run: they are fixed in the manifest.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from s2s.atomic import build_dir
-from s2s.data.audio import Utterance, load_audio, read_manifest, speed_perturb
+from s2s.data.audio import AudioReader, Utterance, read_manifest, speed_perturb
 from s2s.data.binarized import ShardWriter, write_meta
 from s2s.data.features import GlobalCMVN
 from s2s.data.speech import FeatureSettings, min_ctc_frames, subsampled_length
@@ -192,7 +194,16 @@ def _write_split(
                 counts["dropped_too_long"] += 1
                 continue
             try:
-                feats = _features(item, settings, extract)
+                reader = AudioReader(item.utt.path, settings.sample_rate)
+                if limit and reader.seconds / item.speed > limit:  # the header's
+                    counts["dropped_too_long"] += 1
+                    continue
+                blocks = _feature_blocks(item, reader, extract)
+                if cmvn is None:  # held out: any length, written as computed
+                    frames = wf.add_blocks(blocks)
+                else:  # training: at most max_seconds
+                    feats = np.concatenate(list(blocks))
+                    frames = len(feats)
             except S2SError as e:
                 if not opts.skip_bad:
                     raise S2SError(
@@ -201,18 +212,18 @@ def _write_split(
                     ) from None
                 counts["skipped_bad_audio"] += 1
                 continue
-            seconds = len(feats) * settings.frame_shift_ms / 1000
-            if limit and seconds > limit:
-                counts["dropped_too_long"] += 1
-                continue
+            seconds = frames * settings.frame_shift_ms / 1000
+            if cmvn is not None:
+                if limit and seconds > limit:
+                    counts["dropped_too_long"] += 1
+                    continue
+                cmvn.update(torch.from_numpy(feats.astype(np.float32)))
+                wf.add(feats)
             (tokens,) = vocab.encode([item.utt.text])
             need = min_ctc_frames(torch.tensor([tokens]), torch.tensor([len(tokens)]))
-            if subsampled_length(len(feats)) < int(need):  # conv: the stricter
+            if subsampled_length(frames) < int(need):  # conv: the stricter
                 counts["too_fast_for_ctc"] += 1
             counts["unk_tokens"] += tokens.count(1)
-            if cmvn is not None:
-                cmvn.update(torch.from_numpy(feats.astype(np.float32)))
-            wf.add(feats)
             wt.add(tokens)
             refs.write(item.utt.text + "\n")
             ids.write(item.id + "\n")
@@ -222,11 +233,31 @@ def _write_split(
     return dict(counts), {"feats": wf.close(), "tgt": wt.close()}
 
 
-def _features(item: _Item, settings: FeatureSettings, extract) -> np.ndarray:
-    """(T, F) float16 log-mel features of one item; S2SError names the audio."""
-    wave = load_audio(item.utt.path, settings.sample_rate)
-    if item.speed != 1.0:
-        wave = speed_perturb(wave, settings.sample_rate, item.speed)
+# Features are computed this many frames at a time (60 s of audio): a long
+# held-out recording is never whole in memory, as waveform or as features.
+_BLOCK_FRAMES = 6000
+
+
+def _feature_blocks(item: _Item, reader: AudioReader, extract) -> Iterator[np.ndarray]:
+    """(t, F) float16 log-mel features of one item, a block of frames at a time
+    (each frame depends on its own samples only, so the blocks are exactly the
+    whole recording's features); S2SError names the audio."""
+    if item.speed != 1.0:  # training only, so at most max_seconds: whole
+        wave = reader.read(0, reader.num_samples)
+        wave = speed_perturb(wave, reader.sample_rate, item.speed)
+        yield _checked(extract, wave, item)
+        return
+    frames = extract.num_frames(reader.num_samples)
+    if frames == 0:  # the extractor's own message
+        yield _checked(extract, reader.read(0, reader.num_samples), item)
+        return
+    for a in range(0, frames, _BLOCK_FRAMES):
+        b = min(a + _BLOCK_FRAMES, frames)
+        wave = reader.read(a * extract.shift, (b - 1) * extract.shift + extract.window)
+        yield _checked(extract, wave, item)
+
+
+def _checked(extract, wave: torch.Tensor, item: _Item) -> np.ndarray:
     try:
         feats = extract(wave)  # (T, F)
     except S2SError as e:

@@ -282,35 +282,42 @@ class Transcriber:
         """The text of each audio file (WAV, FLAC, Ogg), in order; of one path: a
         string. Headers are read first, so a bad file fails before any decoding;
         `where[i]` (e.g. `test.tsv:5`) then prefixes errors about file i."""
-        from s2s.data.audio import audio_seconds, load_audio
+        from s2s.data.audio import AudioReader, Waveform
         from s2s.data.batching import longest_first
 
         if isinstance(audio, (str, Path)):
             return self.transcribe([audio])[0]
         paths = [Path(a) for a in audio]
 
-        def located(i: int, read, *args):
-            try:
-                return read(paths[i], *args)
-            except S2SError as e:
-                raise S2SError(f"{where[i]}: {e}" if where else str(e)) from None
-
-        seconds = [located(i, audio_seconds) for i in range(len(paths))]
         features, cfg = self.features, self.config
+        # Headers only: every file is checked before any decoding.
+        readers = [
+            AudioReader(path, features.sample_rate, where[i] if where else "")
+            for i, path in enumerate(paths)
+        ]
+        for i, r in enumerate(readers):
+            if self.search.extract.num_frames(r.num_samples) == 0:
+                raise S2SError(
+                    f"{paths[i]}: {r.num_samples / features.sample_rate:.3f} s is "
+                    f"shorter than one {features.frame_length_ms:g} ms frame"
+                )
         texts: list[str] = [""] * len(paths)
         frames_per_second = 1000.0 / features.frame_shift_ms
         # Whole files up to the frame budget (a long file counts as one window: its
         # windows are batched inside the search).
-        frames = [min(s, cfg.chunk_seconds) * frames_per_second for s in seconds]
+        frames = [
+            min(r.seconds, cfg.chunk_seconds) * frames_per_second for r in readers
+        ]
         for group in longest_first(frames, cfg.batch_tokens):
-            group = group.tolist()
-            waves = [located(i, load_audio, features.sample_rate) for i in group]
-            for i, wave in zip(group, waves, strict=True):
-                if self.search.extract.num_frames(wave.numel()) == 0:
-                    raise S2SError(
-                        f"{paths[i]}: {wave.numel() / features.sample_rate:.3f} s is "
-                        f"shorter than one {features.frame_length_ms:g} ms frame"
-                    )
-            for i, text in zip(group, self.search.transcribe(waves), strict=True):
+            # A file up to one window is decoded whole; a longer one is read a
+            # window at a time by the search, so its memory does not grow with it.
+            sources = [
+                readers[i]
+                if readers[i].seconds > cfg.chunk_seconds
+                else Waveform(readers[i].read(0, readers[i].num_samples))
+                for i in group.tolist()
+            ]
+            out = self.search.transcribe(sources)
+            for i, text in zip(group.tolist(), out, strict=True):
                 texts[i] = text
         return texts

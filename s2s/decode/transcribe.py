@@ -7,18 +7,22 @@ A CTC model has only the first; a joint model all three. Each can fuse an LSTM
 language model (`--lm`, `s2s.decode.fusion`).
 
 Audio longer than `decode.chunk_seconds` is split so memory stays bounded on long
-recordings, differently per mode:
+recordings, differently per mode. Audio comes in as `AudioSource`s, read a window at
+a time (a file through `AudioReader`), so no long recording is ever whole in memory:
 
 - ctc: encoded in overlapping windows. Window starts are multiples of the 4x
   subsampling, so window k's output frame j is frame `start_k / 4 + j` of the whole
   file; frame posteriors are stitched at the middle of each overlap (where both
-  windows have seen the most context) and the whole file is then searched at once.
+  windows have seen the most context), each window's share kept as it is encoded,
+  and the whole file is then searched at once: memory is one batch of windows plus
+  the posteriors, T' x V floats (18 MB an hour for 51 characters).
   With a BiLSTM, windowed posteriors differ slightly from whole-file ones near
   window edges: the overlap is that context.
 - joint, attention: a decoder's output cannot be stitched frame by frame, so the
   audio is cut into consecutive segments, each at most a window long, at the
-  quietest point (lowest smoothed energy) of the last `chunk_overlap` seconds
-  before the window's end; each segment is decoded on its own and the texts are
+  quietest point (lowest smoothed energy, from one pass over the audio in
+  windows) of the last `chunk_overlap` seconds before the window's end; each
+  segment is decoded on its own and the texts are
   joined by a space. A word that straddles a cut (no pause in that stretch) can
   come out wrong, and nothing links the segments' hypotheses.
 
@@ -27,11 +31,12 @@ Shapes: T feature frames, T' = subsampled frames, V vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from s2s.config import DecodeConfig
+from s2s.data.audio import AudioSource, Waveform
 from s2s.data.batching import longest_first
 from s2s.data.features import GlobalCMVN
 from s2s.data.speech import SUBSAMPLING, FeatureSettings
@@ -50,6 +55,7 @@ __all__ = ["Transcriber", "chunk_spans", "segment_spans", "speech_mode"]
 _OOM_HINT = "lower decode.chunk_seconds or decode.batch_tokens, or decode on the CPU"
 _MIN_OVERLAP = 16  # frames; stitching needs > 14 with the conv subsampler
 _QUIET_FRAMES = 11  # energy smoothing for cuts, 0.11 s: longer than gaps in words
+_ENERGY_FRAMES = 30_000  # frames of audio a read when finding cuts (5 minutes)
 
 
 def speech_mode(model: SpeechCTC, mode: str) -> str:
@@ -106,6 +112,20 @@ class _Piece:
     wave: int  # index of the waveform
     start: int  # first feature frame
     end: int  # one past the last feature frame
+    # The output frames that go into the whole file's posteriors.
+    keep: slice = field(default_factory=lambda: slice(None))
+
+
+def _stitched(spans: list[tuple[int, int]]) -> list[slice]:
+    """Which output frames of each window of `chunk_spans` go into the whole
+    file's posteriors: neighbours meet at the middle of their overlap."""
+    keeps, begin = [], 0  # begin: first global output frame still to fill
+    for k, (a, b) in enumerate(spans):
+        offset = a // SUBSAMPLING  # global index of this window's frame 0
+        end = (spans[k + 1][0] + b) // 2 // SUBSAMPLING if k + 1 < len(spans) else None
+        keeps.append(slice(begin - offset, None if end is None else end - offset))
+        begin = end
+    return keeps
 
 
 class Transcriber:
@@ -145,27 +165,28 @@ class Transcriber:
         )
         self.overlap = max(_MIN_OVERLAP, round(cfg.chunk_overlap * frames_per_second))
 
-    def transcribe(self, waves: list[torch.Tensor]) -> list[str]:
-        """Mono waveforms (N,) at the checkpoint's sample rate -> texts."""
+    def transcribe(self, waves: list[torch.Tensor | AudioSource]) -> list[str]:
+        """Mono waveforms (N,), or `AudioSource`s, at the checkpoint's sample rate
+        -> texts."""
         if not waves:
             return []
+        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
         if self.mode == "ctc":
             return self.search(self.log_probs(waves))
         return self.decode_segments(waves)
 
     @torch.inference_mode()
-    def log_probs(self, waves: list[torch.Tensor]) -> list[torch.Tensor]:
+    def log_probs(self, waves: list[torch.Tensor | AudioSource]) -> list[torch.Tensor]:
         """Frame posteriors of each waveform, (T', V) float32 on the CPU."""
+        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
         pieces = []
         for w, wave in enumerate(waves):
-            frames = self.extract.num_frames(wave.numel())
-            if frames == 0:
-                raise S2SError(
-                    f"audio of {wave.numel()} samples is shorter than one "
-                    f"{self.features.frame_length_ms:g} ms frame"
-                )
+            frames = self._num_frames(wave)
             spans = chunk_spans(frames, self.window, self.overlap)
-            pieces += [_Piece(w, a, b) for a, b in spans]
+            keeps = _stitched(spans)
+            pieces += [
+                _Piece(w, a, b, k) for (a, b), k in zip(spans, keeps, strict=True)
+            ]
         out: dict[tuple[int, int], torch.Tensor] = {}
         for group in self._groups(pieces):
             # Out of memory: halve the batch and retry, down to one window.
@@ -173,11 +194,24 @@ class Transcriber:
                 lambda part: self._encode(waves, part), group, self.device, _OOM_HINT
             )
             for p, lp in zip(group, encoded, strict=True):
-                out[p.wave, p.start] = lp
-        return [self._stitch(out, w, wave) for w, wave in enumerate(waves)]
+                # A copy, so the batch's (B, T', V) tensor is freed.
+                out[p.wave, p.start] = lp[p.keep].clone()
+        parts: list[list[torch.Tensor]] = [[] for _ in waves]
+        for p in pieces:  # in order of waves, then time
+            parts[p.wave].append(out.pop((p.wave, p.start)))
+        return [torch.cat(ps) if len(ps) > 1 else ps[0] for ps in parts]
+
+    def _num_frames(self, wave: AudioSource) -> int:
+        frames = self.extract.num_frames(wave.num_samples)
+        if frames == 0:
+            raise S2SError(
+                f"audio of {wave.num_samples} samples is shorter than one "
+                f"{self.features.frame_length_ms:g} ms frame"
+            )
+        return frames
 
     def _encode(
-        self, waves: list[torch.Tensor], group: list[_Piece]
+        self, waves: list[AudioSource], group: list[_Piece]
     ) -> list[torch.Tensor]:
         """Frame posteriors of each piece of `group`, (T', V) float32 on the CPU."""
         x, lengths = self._features(waves, group)
@@ -193,43 +227,35 @@ class Transcriber:
         return [[pieces[i] for i in batch] for batch in batches]
 
     def _features(
-        self, waves: list[torch.Tensor], group: list[_Piece]
+        self, waves: list[AudioSource], group: list[_Piece]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised features of the pieces: (B, T, F) on the device, lengths (B,)."""
         shift, window = self.extract.shift, self.extract.window
         feats = []
         for p in group:
-            samples = waves[p.wave][p.start * shift : (p.end - 1) * shift + window]
+            samples = waves[p.wave].read(p.start * shift, (p.end - 1) * shift + window)
             feats.append(self.cmvn.normalize(self.extract(samples)))  # (T, F)
         lengths = torch.tensor([len(f) for f in feats])
         x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)  # (B, T, F)
         return x.to(self.device), lengths
 
-    def _stitch(
-        self, out: dict[tuple[int, int], torch.Tensor], w: int, wave: torch.Tensor
-    ) -> torch.Tensor:
-        spans = chunk_spans(
-            self.extract.num_frames(wave.numel()), self.window, self.overlap
-        )
-        if len(spans) == 1:
-            return out[w, 0]
-        parts, begin = [], 0  # begin: first global output frame still to fill
-        for k, (a, b) in enumerate(spans):
-            lp = out[w, a]
-            offset = a // SUBSAMPLING  # global index of this window's frame 0
-            if k + 1 < len(spans):
-                end = (spans[k + 1][0] + b) // 2 // SUBSAMPLING  # overlap middle
-            else:
-                end = offset + len(lp)
-            parts.append(lp[begin - offset : end - offset])
-            begin = end
-        return torch.cat(parts)  # (T', V)
-
-    def segments(self, wave: torch.Tensor) -> list[tuple[int, int]]:
+    def segments(self, wave: torch.Tensor | AudioSource) -> list[tuple[int, int]]:
         """Frame spans of `wave` for the joint and attention searches."""
-        frames = self.extract.num_frames(wave.numel())
+        if isinstance(wave, torch.Tensor):
+            wave = Waveform(wave)
+        frames = self.extract.num_frames(wave.num_samples)
         shift = self.extract.shift
-        power = wave[: frames * shift].float().reshape(frames, shift).pow(2).mean(1)
+        block = _ENERGY_FRAMES
+        power = torch.cat(
+            [
+                wave.read(a * shift, min(a + block, frames) * shift)
+                .float()
+                .reshape(-1, shift)
+                .pow(2)
+                .mean(1)
+                for a in range(0, frames, block)
+            ]
+        )  # (T,)
         smooth = torch.nn.functional.avg_pool1d(
             power[None, None],
             _QUIET_FRAMES,
@@ -240,15 +266,12 @@ class Transcriber:
         return segment_spans(smooth, self.window, self.overlap)
 
     @torch.inference_mode()
-    def decode_segments(self, waves: list[torch.Tensor]) -> list[str]:
+    def decode_segments(self, waves: list[torch.Tensor | AudioSource]) -> list[str]:
         """Joint or attention search over each segment; texts joined per wave."""
+        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
         pieces = []
         for w, wave in enumerate(waves):
-            if self.extract.num_frames(wave.numel()) == 0:
-                raise S2SError(
-                    f"audio of {wave.numel()} samples is shorter than one "
-                    f"{self.features.frame_length_ms:g} ms frame"
-                )
+            self._num_frames(wave)
             pieces += [_Piece(w, a, b) for a, b in self.segments(wave)]
         out: dict[tuple[int, int], list[int]] = {}
         for group in self._groups(pieces):
@@ -264,9 +287,7 @@ class Transcriber:
         texts = [" ".join(self.vocab.decode(segs)) for segs in ids]
         return [" ".join(text.split()) for text in texts]
 
-    def _search(
-        self, waves: list[torch.Tensor], group: list[_Piece]
-    ) -> list[list[int]]:
+    def _search(self, waves: list[AudioSource], group: list[_Piece]) -> list[list[int]]:
         """The best token ids of each piece of `group` (joint or attention search)."""
         cfg = self.cfg
         x, lengths = self._features(waves, group)
