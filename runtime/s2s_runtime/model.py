@@ -32,7 +32,12 @@ class Memory:
     mask: np.ndarray  # (B, S) bool, True on real steps
 
     def select(self, idx: np.ndarray) -> Memory:
-        return Memory(self.keys[idx], self.values[idx], self.mask[idx])
+        # np.take along one axis is several times faster than fancy indexing.
+        return Memory(
+            np.take(self.keys, idx, axis=0),
+            np.take(self.values, idx, axis=0),
+            np.take(self.mask, idx, axis=0),
+        )
 
 
 @dataclass
@@ -42,7 +47,11 @@ class DecoderState:
     feed: np.ndarray  # (N, H) previous attentional vector
 
     def select(self, idx: np.ndarray) -> DecoderState:
-        return DecoderState(self.h[:, idx], self.c[:, idx], self.feed[idx])
+        return DecoderState(
+            np.take(self.h, idx, axis=1),
+            np.take(self.c, idx, axis=1),
+            np.take(self.feed, idx, axis=0),
+        )
 
 
 class Vocab:

@@ -69,9 +69,14 @@ def greedy_decode(
     model: ExportedModel, mem: Memory, state: DecoderState, max_len: np.ndarray
 ) -> list[Hypothesis]:
     """One hypothesis per sentence of an encoded batch (B memory rows), max_len
-    (B,); the score is the summed log-probability."""
+    (B,); the score is the summed log-probability.
+
+    Finished rows stay in the batch (their steps are ignored) until a quarter of
+    it has finished: copying the memory for every finished sentence cost more
+    than stepping a few idle rows."""
     B = mem.values.shape[0]
-    alive = np.arange(B)
+    alive = np.arange(B)  # original index of each row
+    live = np.ones(B, bool)  # rows still decoding
     tokens = np.full(B, BOS, np.int64)
     seqs = np.empty((B, 0), np.int64)
     scores = np.zeros(B, np.float32)
@@ -82,21 +87,25 @@ def greedy_decode(
         tokens = logp.argmax(axis=-1)  # (B,)
         scores = scores + logp[np.arange(len(tokens)), tokens]
         seqs = np.concatenate([seqs, tokens[:, None]], axis=1)
-        done = (tokens == EOS) | (t + 1 >= max_len[alive])
-        if done.any():
-            for row in np.flatnonzero(done):
-                seq = seqs[row].tolist()
-                if seq[-1] == EOS:
-                    seq = seq[:-1]
-                out[int(alive[row])] = (seq, float(scores[row]))
-            keep = np.flatnonzero(~done)
-            if keep.size == 0:
-                break
-            alive, tokens, seqs, scores = (
+        done = live & ((tokens == EOS) | (t + 1 >= max_len[alive]))
+        if not done.any():
+            continue
+        for row in np.flatnonzero(done):
+            seq = seqs[row].tolist()
+            if seq[-1] == EOS:
+                seq = seq[:-1]
+            out[int(alive[row])] = (seq, float(scores[row]))
+        live &= ~done
+        if not live.any():
+            break
+        if (~live).sum() * 4 >= len(live):
+            keep = np.flatnonzero(live)
+            alive, tokens, seqs, scores, live = (
                 alive[keep],
                 tokens[keep],
                 seqs[keep],
                 scores[keep],
+                live[keep],
             )
             mem, state = mem.select(keep), state.select(keep)
     return out  # type: ignore[return-value]
