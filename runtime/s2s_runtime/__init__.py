@@ -6,6 +6,14 @@ The searches mirror `s2s.decode` line for line, in numpy around the exported
 decoder step.
 """
 
+import os
+
+# The runtime's own matrix products are small (the mel filter bank): OpenBLAS's
+# worker threads would only spin beside onnxruntime's. Read when numpy loads, so
+# set before any module here imports it (a process that loaded numpy earlier
+# keeps its setting). Measured: benchmarks/README.md, "Deploy without torch".
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 __all__ = ["RunError"]
 
 

@@ -132,9 +132,14 @@ def ctc_prefix_beam_search(
         same = (p_total > NEG_INF)[:, None, None, :]  # (B, 1, 1, K)
         for eh, h in zip(ext_hashes, hashes, strict=True):
             same = same & (eh[:, :, :, None] == h[:, None, None, :])  # (B, K, C, K)
-        merged = np.where(same, ext[:, :, :, None], NEG_INF)
-        stay_pnb = np.logaddexp(stay_pnb, logsumexp(merged, axis=(1, 2)))
-        ext = np.where(same.any(axis=3), NEG_INF, ext)
+        # An extension that equals a prefix already in the beam adds to that
+        # prefix (a prefix has one parent and last token, so at most one does).
+        mb, mk, mc, mj = np.nonzero(same)
+        if mb.size:
+            stay_pnb = stay_pnb.copy()
+            stay_pnb[mb, mj] = np.logaddexp(stay_pnb[mb, mj], ext[mb, mk, mc])
+            ext = ext.copy()
+            ext[mb, mk, mc] = NEG_INF
 
         ext_fused = np.broadcast_to(fused[:, :, None], (B, K, C))
         if prefix_scorer is not None:
@@ -149,18 +154,17 @@ def ctc_prefix_beam_search(
         is_ext = pick >= K
         e = np.maximum(pick - K, 0)
         src = np.where(is_ext, e // C, pick)
-        token = np.where(is_ext, np.take_along_axis(c, e % C, axis=1), -1)
-        take = np.take_along_axis
-        pb = np.where(is_ext, NEG_INF, take(stay_pb, src, 1)).astype(np.float32)
-        pnb = np.where(is_ext, take(ext.reshape(B, -1), e, 1), take(stay_pnb, src, 1))
+        # x[bi, idx]: row-wise gathers (np.take_along_axis costs more in Python
+        # than the gather itself at these sizes)
+        token = np.where(is_ext, c[bi, e % C], -1)
+        pb = np.where(is_ext, NEG_INF, stay_pb[bi, src]).astype(np.float32)
+        pnb = np.where(is_ext, ext.reshape(B, -1)[bi, e], stay_pnb[bi, src])
         pnb = pnb.astype(np.float32)
-        fused = np.where(
-            is_ext, take(ext_fused.reshape(B, -1), e, 1), take(fused, src, 1)
-        )
+        fused = np.where(is_ext, ext_fused.reshape(B, -1)[bi, e], fused[bi, src])
         fused = fused.astype(np.float32)
-        last = np.where(is_ext, token, take(last, src, 1))
+        last = np.where(is_ext, token, last[bi, src])
         hashes = [
-            np.where(is_ext, take(eh.reshape(B, -1), e, 1), take(h, src, 1))
+            np.where(is_ext, eh.reshape(B, -1)[bi, e], h[bi, src])
             for eh, h in zip(ext_hashes, hashes, strict=True)
         ]
         if prefix_scorer is not None:

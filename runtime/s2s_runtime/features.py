@@ -105,14 +105,20 @@ class Features:
         wave = wave.astype(np.float32)
         if self.kind == "fbank":
             wave = wave * np.float32(32768.0)
-        idx = np.arange(T)[:, None] * self.shift + np.arange(self.window)
-        frames = wave[idx]  # (T, window)
+        # (T, window): a strided view, copied once by the first operation below
+        view = np.lib.stride_tricks.sliding_window_view(wave, self.window)
+        view = view[: (T - 1) * self.shift + 1 : self.shift]
         if self.kind == "fbank":
-            frames = frames - frames.mean(axis=1, keepdims=True)
-            prev = np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
-            frames = frames - np.float32(0.97) * prev
-        spec = np.fft.rfft(frames * self.win, n=self.n_fft, axis=1)
-        power = (spec.real**2 + spec.imag**2).astype(np.float32)  # (T, n_fft/2 + 1)
+            frames = view - view.mean(axis=1, keepdims=True)
+            # pre-emphasis, the first sample against itself (as Kaldi)
+            frames[:, 1:] -= np.float32(0.97) * frames[:, :-1].copy()
+            frames[:, 0] *= np.float32(0.03)
+            frames *= self.win
+        else:
+            frames = view * self.win
+        spec = np.fft.rfft(frames, n=self.n_fft, axis=1)  # (T, n_fft/2 + 1)
+        power = np.square(spec.real, dtype=np.float32)
+        power += np.square(spec.imag, dtype=np.float32)
         mel = power @ self.banks  # (T, F)
         if self.kind == "fbank":
             return np.log(np.maximum(mel, np.finfo(np.float32).eps))
