@@ -104,37 +104,46 @@ _FTL_ENTRY = re.compile(r"^(-?[A-Za-z][\w-]*)\s*=\s*(.*)$")
 _FTL_ATTR = re.compile(r"^\s+\.([A-Za-z][\w-]*)\s*=\s*(.*)$")
 
 
+def _ftl_part(s: str) -> str:
+    """One line of a Fluent value without a select expression's opening."""
+    s = s.strip()
+    return s[: s.rfind("{")] if s.endswith("->") else s
+
+
 def ftl_segments(text: str) -> Iterator[str]:
     """The values and attribute values of a Fluent file, one message each
-    (continuation lines joined); select expressions keep their variants'
-    text, the placeables are left for `strip_markup`."""
+    (continuation lines joined), each variant of a select expression on its
+    own; the placeables are left for `strip_markup`."""
     msg = ""  # the message name
     key: str | None = None  # the message or "message.attribute" being read
     parts: list[str] = []
 
-    def flush() -> Iterator[str]:
-        if key is not None and parts and not _KEYISH.search(key):
-            yield " ".join(p for p in parts if p)
+    def text_of(parts: list[str]) -> list[str]:
+        if key is None or _KEYISH.search(key):
+            return []
+        joined = " ".join(p for p in parts if p)
+        return [joined] if joined.strip() else []
 
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _FTL_ENTRY.match(line)
         a = _FTL_ATTR.match(line) if m is None else None
-        if m is not None:
-            yield from flush()
-            msg = key = m.group(1)
-            parts = [m.group(2).strip()]
-        elif a is not None:
-            yield from flush()
-            key = f"{msg}.{a.group(1)}"
-            parts = [a.group(2).strip()]
+        if m is not None or a is not None:
+            yield from text_of(parts)
+            if m is not None:
+                msg = key = m.group(1)
+            else:
+                key = f"{msg}.{a.group(1)}"  # type: ignore[union-attr]
+            parts = [_ftl_part((m or a).group(2))]  # type: ignore[union-attr]
         elif line[:1].isspace() and key is not None:
             s = line.strip()
-            if s.startswith(("*[", "[")):  # a select variant: keep its text
-                s = s.split("]", 1)[-1]
-            parts.append(s.strip())
-    yield from flush()
+            if s.startswith(("*[", "[")):  # a variant: a message of its own
+                yield from text_of(parts)
+                parts = [s.split("]", 1)[-1].strip()]
+            elif s != "}":
+                parts.append(_ftl_part(s))
+    yield from text_of(parts)
 
 
 def _unescape_properties(v: str) -> str:
@@ -262,7 +271,7 @@ def fortune_segments(text: str) -> Iterator[str]:
                 break
             lines.append(line.strip())
         if any(lines):
-            yield " ".join(lines)
+            yield " ".join(x for x in lines if x)
 
 
 def hunspell_words(text: str) -> Iterator[str]:

@@ -13,18 +13,19 @@ Usage:  python prepare_text.py --work work --out data --asr-data ../asr-cs/data
 
 Writes (atomically)
   OUT/extra.cs          one normalised sentence a line, deduplicated
-  OUT/lexicon.cs        the hunspell-cs stems that fit the character set, sorted
+  OUT/lexicon.cs        the hunspell-cs stems that fit the character set, in
+                        code-point order
   OUT/extra.stats.json  packages and versions, lines and characters per source,
                         drops by reason, the characters that caused drops
 
 A sentence is normalised exactly as the asr-cs transcripts (their
 ``normalize``: NFC, lower case, punctuation to spaces, whitespace collapsed)
-after markup is stripped, then dropped if empty, if it has digits
+after markup is stripped, then dropped (the first reason counts) if empty,
+if it is a validation or test transcript of asr-cs (a leak), if it has digits
 (--drop-digits), a character outside the asr-cs training transcripts' set,
 fewer than --min-words words, no Czech letter with a diacritic (English and
-code; 95% of the training transcripts of 3+ words have one), if it is a
-validation or test transcript of asr-cs (a leak), or if an earlier source or
-line gave it already (a duplicate). Resumable: downloads and unpacking are
+code; 95% of the training transcripts of 3+ words have one), or if an earlier
+source or line gave it already (a duplicate). Resumable: downloads and unpacking are
 done once (recipes/common/debian.py).
 """
 
@@ -149,6 +150,8 @@ class Filter:
         """Why the normalised `line` is dropped, or None to keep it."""
         if not line:
             return "empty"
+        if line in self.leaks:  # first, so that every leaked line is counted
+            return "leak"
         if self.drop_digits and re.search(r"\d", line):
             return "digits"
         bad = set(line) - self.charset
@@ -159,8 +162,6 @@ class Filter:
             return "short"
         if self.need_czech_letter and not CZECH_LETTER.search(line):
             return "no_czech_letter"
-        if line in self.leaks:
-            return "leak"
         if line in self.seen:
             return "duplicate"
         return None
@@ -372,8 +373,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             words.add(n)
 
-    reasons = ["empty", "digits", "characters", "short", "no_czech_letter"]
-    drops: Counter[str] = Counter(dict.fromkeys(reasons + ["leak", "duplicate"], 0))
+    reasons = ["empty", "leak", "digits", "characters", "short", "no_czech_letter"]
+    drops: Counter[str] = Counter(dict.fromkeys(reasons + ["duplicate"], 0))
     for c in keep.counts.values():
         drops.update({k[5:]: v for k, v in c.items() if k.startswith("drop_")})
     stats = {
