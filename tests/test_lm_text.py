@@ -266,7 +266,7 @@ for a in "$@"; do
 done
 if [ "$cmd" = update ]; then
   touch "$lists/deb.example_dists_main_binary-amd64_Packages"
-  [ -n "$cs" ] && cp "$FAKE_TRANSLATION" "$lists/deb.example_dists_main_i18n_Translation-cs"
+  [ -n "$cs" ] && cp "$FAKE_TRANSLATION" "$lists/x_dists_main_i18n_Translation-cs"
   exit 0
 fi
 for p in $pkgs; do echo "deb of $p" > "${p}_1.0_all.deb"; done
@@ -345,7 +345,8 @@ def fake_debian(tmp_path, monkeypatch) -> Path:
     make_trees(tmp_path / "trees")
     translation = tmp_path / "Translation-cs"
     translation.write_text(
-        "Package: x\nDescription-cs: Hra o rybách\n Dvě ryby řeší hlavolamy pod vodou.\n",
+        "Package: x\nDescription-cs: Hra o rybách\n"
+        " Dvě ryby řeší hlavolamy pod vodou.\n",
         encoding="utf-8",
     )
     log = tmp_path / "calls.log"
