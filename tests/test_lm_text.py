@@ -295,12 +295,21 @@ def make_trees(root: Path) -> None:
     )
     put("fortunes-cs", "usr/share/games/fortunes/cs/moudra.dat", b"\0\0\0\2")
     put("fortunes-cs", "usr/share/games/fortunes/cs/vtipy-sk", "Ryba je tu, či nie?\n")
-    put("aptitude-doc-cs", "usr/share/doc/aptitude/html/cs/a.html",
-        "<p>Správce balíčků v textovém režimu.</p>")  # fmt: skip
-    put("gimp-help-cs", "usr/share/gimp/2.0/help/cs/x/b.html",
-        "<p>Vrstvy obrázku se dají skrýt.</p><p>Ryba smrdí od hlavy.</p>")  # fmt: skip
-    put("libreoffice-help-cs", "usr/share/libreoffice/help/cs/text/c.html",
-        "<p>Zvolte <b>Soubor</b> a potom uložte dokument.</p>")  # fmt: skip
+    put(
+        "aptitude-doc-cs",
+        "usr/share/doc/aptitude/html/cs/a.html",
+        "<p>Správce balíčků v textovém režimu.</p><p>Ryba smrdí od hlavy.</p>",
+    )
+    put(
+        "gimp-help-cs",
+        "usr/share/gimp/2.0/help/cs/x/b.html",
+        "<p>Vrstvy obrázku se dají skrýt.</p><p>Ryba smrdí od hlavy.</p>",
+    )
+    put(
+        "libreoffice-help-cs",
+        "usr/share/libreoffice/help/cs/text/c.html",
+        "<p>Zvolte <b>Soubor</b> a potom uložte dokument.</p>",
+    )
     mo = root / "libreoffice-l10n-cs/usr/lib/libreoffice/program/resource/cs"
     mo = mo / "LC_MESSAGES" / "sw.mo"
     mo.parent.mkdir(parents=True)
@@ -368,8 +377,7 @@ def test_whole_script_with_fake_packages(fake_debian, tmp_path, capsys):
         "ryba smrdí od hlavy",  # fortunes (the -sk file and the .dat index left out)
         "hra o rybách",  # descriptions: the short description,
         "dvě ryby řeší hlavolamy pod vodou",  # then the long one
-        "správce balíčků v textovém režimu",  # aptitude-doc
-        "vrstvy obrázku se dají skrýt",  # gimp-help (its fortune line: a duplicate)
+        "správce balíčků v textovém režimu",  # aptitude-doc (+ a duplicate)
         "zvolte soubor a potom uložte dokument",  # libreoffice-help
         "uložit jako nový soubor",  # libreoffice-ui ("máš tam rybu": a leak)
         "stránka nebyla nalezena fir v síti",  # firefox-ui
@@ -380,7 +388,7 @@ def test_whole_script_with_fake_packages(fake_debian, tmp_path, capsys):
     ) == "ryba\nčíslo\n"  # code-point order
     stats = json.loads((out / "extra.stats.json").read_text(encoding="utf-8"))
     assert stats["total"] == {
-        "lines": 9,
+        "lines": 8,
         "chars": sum(len(x) for x in lines),
         "words": sum(len(x.split()) for x in lines),
     }
@@ -388,17 +396,24 @@ def test_whole_script_with_fake_packages(fake_debian, tmp_path, capsys):
     assert stats["sources"]["libreoffice-ui"]["drop_leak"] == 1
     assert stats["sources"]["fortunes"]["files"] == 1
     assert stats["sources"]["descriptions"]["package"] == "Translation-cs"
-    assert stats["sources"]["gimp-help"]["version"] == "1.0"
+    assert stats["sources"]["aptitude-doc"]["version"] == "1.0"
+    assert stats["leaked"] == {"máš tam rybu": 1}
+    assert "gimp-help" not in stats["sources"]  # only with --sources
     assert stats["lexicon"]["words"] == 2 and stats["options"]["leak_lines"] == 2
     # the Czech descriptions came from an update with Acquire::Languages=cs
     log = fake_debian.read_text()
     assert log.count(" update") == 1 and "Acquire::Languages=cs" in log
-    assert log.count("dpkg-deb -x") == 8  # eight packages, one index
+    assert log.count("dpkg-deb -x") == 7  # seven packages, one index
+    assert "gimp-help-cs" not in log
     # a second run downloads and unpacks nothing again, and writes the same
     assert pt.main(argv) == 0
     assert fake_debian.read_text().count(" download ") == 1
-    assert fake_debian.read_text().count("dpkg-deb -x") == 8
+    assert fake_debian.read_text().count("dpkg-deb -x") == 7
     assert (out / "extra.cs").read_text(encoding="utf-8").splitlines() == lines
+    # GIMP's help when asked for
+    assert pt.main([*argv, "--sources", "gimp-help"]) == 0
+    text = (out / "extra.cs").read_text(encoding="utf-8")
+    assert text == "vrstvy obrázku se dají skrýt\nryba smrdí od hlavy\n"
 
 
 def test_bad_input_is_one_line_and_exit_1(fake_debian, tmp_path, capsys):

@@ -3,11 +3,11 @@
 
 Sources (DATA.md says why these): Czech fortunes, the Czech package
 descriptions of the archive (its ``Translation-cs`` index, fetched by an
-``apt-get update -o Acquire::Languages=cs`` into WORK/lists), the Czech help of
-LibreOffice, GIMP and aptitude (HTML), and the Czech program messages of
-LibreOffice (.mo), Firefox ESR and Thunderbird (.ftl/.properties in their
-language packs). Never the game's text (fillets-ng-data*): the speech data's
-own transcripts must not leak into the LM.
+``apt-get update -o Acquire::Languages=cs`` into WORK/lists), the Czech help
+of LibreOffice and aptitude (HTML; GIMP's with --sources), and the Czech
+program messages of LibreOffice (.mo), Firefox ESR and Thunderbird
+(.ftl/.properties in their language packs). Never the game's text
+(fillets-ng-data*): the speech data's own transcripts must not leak into the LM.
 
 Usage:  python prepare_text.py --work work --out data --asr-data ../asr-cs/data
 
@@ -99,6 +99,11 @@ SOURCES: list[tuple[str, str | None, str, str]] = [
 ]
 
 
+# gimp-help-cs is 49 MB (mostly images) for 0.18M characters of kept text:
+# only with --sources.
+DEFAULT_SOURCES = [s[0] for s in SOURCES if s[0] != "gimp-help"]
+
+
 def load_normalize(asr_dir: str = ASR_DIR) -> Callable[[str], str]:
     """The asr-cs transcripts' own `normalize` (prepare_data.py), not a copy."""
     sys.path.insert(0, asr_dir)  # prepare_data imports lua_dialogs from there
@@ -124,7 +129,8 @@ class Filter:
     """Normalises sentences and keeps the clean, new, non-leaked ones.
 
     `counts[source]` gathers, per source, the segments read and the drops by
-    reason; `outside` counts the characters that made sentences drop.
+    reason; `outside` counts the characters that made sentences drop, `leaked`
+    the validation and test lines found.
     """
 
     def __init__(
@@ -145,12 +151,14 @@ class Filter:
         self.seen: set[str] = set()
         self.counts: dict[str, Counter[str]] = {}
         self.outside: Counter[str] = Counter()
+        self.leaked: Counter[str] = Counter()
 
     def reason(self, line: str) -> str | None:
         """Why the normalised `line` is dropped, or None to keep it."""
         if not line:
             return "empty"
         if line in self.leaks:  # first, so that every leaked line is counted
+            self.leaked[line] += 1
             return "leak"
         if self.drop_digits and re.search(r"\d", line):
             return "digits"
@@ -297,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--sources",
-        default=",".join(s[0] for s in SOURCES),
+        default=",".join(DEFAULT_SOURCES),
         help="comma-separated subset of: " + ", ".join(s[0] for s in SOURCES),
     )
     ap.add_argument("--refresh-lists", action="store_true")
@@ -393,6 +401,7 @@ def run(args: argparse.Namespace) -> int:
             "words": sum(len(x.split()) for x in lines),
         },
         "drops": dict(sorted(drops.items())),
+        "leaked": dict(sorted(keep.leaked.items())),
         "outside_chars": dict(keep.outside.most_common(40)),
         "lexicon": {
             "package": LEXICON_PACKAGE,
