@@ -132,6 +132,12 @@ def test_html_keeps_running_text_only():
         "<pre>kód</pre><ul><li>Položka &amp; další</li></ul></body></html>"
     )
     assert list(ct.html_segments(page)) == ["První tučný odstavec.", "Položka & další"]
+    switch = (
+        '<p>Zvolte <span class="switchinline"><span hidden="true" class="MAC">'
+        '<span class="emph">Předvolby</span></span><span hidden="true">'
+        '<span class="emph">Nástroje - Možnosti</span></span></span> a dál.</p>'
+    )
+    assert list(ct.html_segments(switch)) == ["Zvolte Nástroje - Možnosti a dál."]
 
 
 def test_descriptions_fortunes_and_hunspell():

@@ -202,22 +202,36 @@ class _TextParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.skip = 0
+        self.spans = 0  # open <span>s
+        self.hidden_at: int | None = None  # the depth of a skipped switch case
         self.parts: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self.SKIP:
+        if tag == "span":
+            self.spans += 1
+            a = dict(attrs)
+            # LibreOffice help's switches: one hidden <span> per system or
+            # module (class="MAC", "CALC" ...) and the default one without a
+            # class; the default is kept.
+            if self.hidden_at is None and "hidden" in a and a.get("class"):
+                self.hidden_at = self.spans
+        elif tag in self.SKIP:
             self.skip += 1
         elif tag in self.BREAK:
             self.parts.append("\n")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
+        if tag == "span":
+            if self.hidden_at == self.spans:
+                self.hidden_at = None
+            self.spans = max(0, self.spans - 1)
+        elif tag in self.SKIP:
             self.skip = max(0, self.skip - 1)
         elif tag in self.BREAK:
             self.parts.append("\n")
 
     def handle_data(self, data: str) -> None:
-        if not self.skip:
+        if not self.skip and self.hidden_at is None:
             self.parts.append(data.replace("\n", " "))
 
 
