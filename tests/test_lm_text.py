@@ -272,6 +272,7 @@ for a in "$@"; do
 done
 if [ "$cmd" = update ]; then
   touch "$lists/deb.example_dists_main_binary-amd64_Packages"
+  printf 'Date: Sat, 11 Jul 2026 10:16:37 UTC\n' > "$lists/x_dists_InRelease"
   [ -n "$cs" ] && cp "$FAKE_TRANSLATION" "$lists/x_dists_main_i18n_Translation-cs"
   exit 0
 fi
@@ -402,6 +403,9 @@ def test_whole_script_with_fake_packages(fake_debian, tmp_path, capsys):
     assert stats["sources"]["libreoffice-ui"]["drop_leak"] == 1
     assert stats["sources"]["fortunes"]["files"] == 1
     assert stats["sources"]["descriptions"]["package"] == "Translation-cs"
+    assert stats["sources"]["descriptions"]["version"] == (
+        "x_dists_main_i18n_Translation-cs (Sat, 11 Jul 2026 10:16:37 UTC)"
+    )
     assert stats["sources"]["aptitude-doc"]["version"] == "1.0"
     assert stats["leaked"] == {"máš tam rybu": 1}
     assert "gimp-help" not in stats["sources"]  # only with --sources

@@ -231,6 +231,18 @@ def translation_files(work: str) -> list[str]:
     return sorted(glob.glob(os.path.join(work, "lists", "*_i18n_Translation-cs*")))
 
 
+def index_version(path: str) -> str:
+    """An index's file name, with the Date of its release's InRelease file."""
+    name = os.path.basename(path)
+    release = path.split("_main_")[0] + "_InRelease"
+    if "_main_" in path and os.path.isfile(release):
+        with open(release, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("Date:"):
+                    return f"{name} ({line.split(':', 1)[1].strip()})"
+    return name
+
+
 def update_translations(work: str, refresh: bool = False) -> str | None:
     """``apt-get update`` into WORK/lists with the Czech descriptions, unless
     they are there (or `refresh`); returns why they could not be had, or None.
@@ -355,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
         _, pkg, kind, pattern = known[name]
         if pkg is None:
             files = translation_files(args.work)
-            version = ", ".join(os.path.basename(p) for p in files)
+            version = ", ".join(index_version(p) for p in files)
         else:
             root = got[pkg].root
             if kind == "fortune":
