@@ -17,6 +17,7 @@ import pytest
 
 LM_CS = Path(__file__).resolve().parents[1] / "recipes" / "lm-cs"
 sys.path.insert(0, str(LM_CS))
+import apt_index  # noqa: E402
 import czech_text as ct  # noqa: E402
 import prepare_text as pt  # noqa: E402
 
@@ -153,10 +154,14 @@ def test_descriptions_fortunes_and_hunspell():
         "odrážka dvě",
         "Jiný",
     ]
-    fortunes = "První moudro\nna dva řádky.\n%\nDruhé moudro.\n    -- Autor\n%\n"
+    fortunes = (
+        "První moudro\nna dva řádky.\n%\nDruhé moudro.\n    -- Autor\n%\n"
+        "- Pane doktore, bolí mě to.\n- Tak tam nechoďte.\n\t\t— Vtip\n%\n"
+    )
     assert list(ct.fortune_segments(fortunes)) == [
         "První moudro na dva řádky.",
         "Druhé moudro.",
+        "- Pane doktore, bolí mě to. - Tak tam nechoďte.",
     ]
     assert list(ct.hunspell_words("3\nabeceda/H\nČech/PV\nslovo\n")) == [
         "abeceda",
@@ -170,8 +175,8 @@ def test_list_files_are_read_compressed_or_not(tmp_path):
     plain.write_text("Description-cs: á\n", encoding="utf-8")
     packed = tmp_path / "x_i18n_Translation-cs.gz"
     packed.write_bytes(gzip.compress("Description-cs: é\n".encode()))
-    assert pt.read_list_file(str(plain)) == "Description-cs: á\n"
-    assert pt.read_list_file(str(packed)) == "Description-cs: é\n"
+    assert apt_index.read_list_file(str(plain)) == "Description-cs: á\n"
+    assert apt_index.read_list_file(str(packed)) == "Description-cs: é\n"
 
 
 # --------------------------------------------------------------------------
@@ -198,12 +203,13 @@ def test_strip_markup(raw, clean):
 
 
 def test_split_sentences():
-    text = "První věta. Druhá věta! Třetí? atd. pokračuje… „Čtvrtá“."
+    text = "První věta. Druhá věta! Třetí? atd. pokračuje… „Čtvrtá“. - Pátá."
     assert ct.split_sentences(text) == [
         "První věta.",
         "Druhá věta!",
         "Třetí? atd. pokračuje…",
         "„Čtvrtá“.",
+        "- Pátá.",
     ]
 
 

@@ -276,12 +276,13 @@ def description_segments(text: str) -> Iterator[str]:
 
 
 def fortune_segments(text: str) -> Iterator[str]:
-    """The entries of a fortune file; an attribution line (``-- Name``) and
-    the lines after it are left out."""
+    """The entries of a fortune file; an attribution line (``-- Name`` or
+    ``— Name``) and the lines after it are left out (``- `` lines are text:
+    dialogue and lists)."""
     for entry in re.split(r"^%\s*$", text, flags=re.M):
         lines = []
         for line in entry.splitlines():
-            if re.match(r"\s*(--|—|-)\s*\S", line) and lines:
+            if re.match(r"\s*(--|—)\s*\S", line) and lines:
                 break
             lines.append(line.strip())
         if any(lines):
@@ -328,7 +329,8 @@ def strip_markup(text: str) -> str:
     return " ".join(t.split())
 
 
-_UPPER_START = "[\"'„“‚(«»]*[A-ZÁČĎÉĚÍŇÓŘŠŤÚŮÝŽ]"
+# a capital, perhaps after quotes, a bracket or a dialogue dash
+_UPPER_START = "[\"'„“‚(«»\\-–— ]*[A-ZÁČĎÉĚÍŇÓŘŠŤÚŮÝŽ]"
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+(?=" + _UPPER_START + ")")
 
 
