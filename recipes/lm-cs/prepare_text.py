@@ -77,25 +77,25 @@ SOURCES: list[tuple[str, str | None, str, str]] = [
         "libreoffice-help-cs",
         "html",
         "usr/share/libreoffice/help/cs/**/*.html",
-    ),  # fmt: skip
+    ),
     (
         "libreoffice-ui",
         "libreoffice-l10n-cs",
         "mo",
         "usr/lib/libreoffice/program/resource/cs/LC_MESSAGES/*.mo",
-    ),  # fmt: skip
+    ),
     (
         "firefox-ui",
         "firefox-esr-l10n-cs",
         "xpi",
         "usr/lib/firefox-esr/browser/extensions/*.xpi",
-    ),  # fmt: skip
+    ),
     (
         "thunderbird-ui",
         "thunderbird-l10n-cs",
         "xpi",
         "usr/lib/thunderbird/extensions/*.xpi",
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -236,6 +236,9 @@ def write_atomic(path: str, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not what users expect
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
