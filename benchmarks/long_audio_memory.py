@@ -85,7 +85,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None, help="default: a temp dir")
     args = ap.parse_args()
     if not args.checkpoint.is_file():
-        ap.error(f"{args.checkpoint}: no such checkpoint (make -C recipes/asr-cs train)")
+        ap.error(f"{args.checkpoint}: no checkpoint (make -C recipes/asr-cs train)")
     trees = [t.resolve() for t in (args.tree or [ROOT])]
     work = args.work or Path(tempfile.mkdtemp(prefix="s2s-long-audio-"))
     work.mkdir(parents=True, exist_ok=True)
