@@ -64,7 +64,9 @@ def measure(tree: Path, args: list[str], log: Path) -> tuple[float, float]:
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-c", _WRAP, sys.executable, "-m", "s2s", *args]
     t0 = time.time()
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    # In the log's directory: `python -m` puts the working directory first on the
+    # path, so run from a checkout it would import that checkout's s2s instead.
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=log.parent)
     wall = time.time() - t0
     log.write_text(f"$ {' '.join(args)}\n{p.stdout}\n{p.stderr}")
     if p.returncode != 0:
@@ -87,7 +89,8 @@ def main() -> int:
     if not args.checkpoint.is_file():
         ap.error(f"{args.checkpoint}: no checkpoint (make -C recipes/asr-cs train)")
     trees = [t.resolve() for t in (args.tree or [ROOT])]
-    work = args.work or Path(tempfile.mkdtemp(prefix="s2s-long-audio-"))
+    args.checkpoint = args.checkpoint.resolve()
+    work = (args.work or Path(tempfile.mkdtemp(prefix="s2s-long-audio-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     commands = args.commands.split(",")
     train = ["id\tpath\tduration\ttext"]
