@@ -1,10 +1,11 @@
 """Decoding speed of torch against the exported ONNX runtime, fp32 and int8.
 
     python benchmarks/export_speed.py --text CKPT --input FILE \
-        [--speech CKPT --manifest TSV] [--threads 2] [--lines 500]
+        [--speech CKPT --manifest TSV] [--threads 2] [--lines 500] [--repeats 3]
 
 prints one table: sentences/s at beam 5 and greedy for a translation checkpoint,
-the real-time factor (default search) for a speech checkpoint, each for torch
+the real-time factor (greedy and CTC prefix beam 8, or the joint model's searches
+at those beams) for a speech checkpoint, each for torch
 fp32, torch int8 (`--precision int8`: dynamic quantization), ONNX fp32 and ONNX
 int8 (`s2s export --precision int8`), with the peak resident memory of the process
 that decoded; then the size on disk of a torch-free install (`pip install
@@ -12,7 +13,8 @@ that decoded; then the size on disk of a torch-free install (`pip install
 measured on the packages installed here.
 
 Every cell runs in a fresh subprocess (peak memory is that process's alone; the
-ONNX ones never import torch). Any checkpoint works, the tiny test models too;
+ONNX ones never import torch), `--repeats` times, in rounds over all the cells;
+the table shows the median and the range. Any checkpoint works, the tiny test models too;
 numbers mean something only on an otherwise idle machine.
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,9 +98,11 @@ def _speech(args: argparse.Namespace, model) -> float:
         from s2s_runtime.audio import audio_seconds, load_audio
         from s2s_runtime.transcribe import Transcriber as T
 
-        t = T(model, model.decode)
+        t = T(model, {**model.decode, "beam": args.beam})
         rate = t.features.sample_rate
     else:
+        from dataclasses import replace
+
         import torch
 
         from s2s.checkpoint import load_speech_model
@@ -105,8 +110,9 @@ def _speech(args: argparse.Namespace, model) -> float:
         from s2s.decode.transcribe import Transcriber
 
         m, cfg, vocab, feats, cmvn = load_speech_model(args.model)
+        dcfg = replace(cfg.decode, beam=args.beam)
         t = Transcriber(
-            m, vocab, feats, cmvn, cfg.decode, torch.device("cpu"), args.precision
+            m, vocab, feats, cmvn, dcfg, torch.device("cpu"), args.precision
         )
         rate = feats.sample_rate
     waves = [load_audio(p, rate) for p in paths]
@@ -185,10 +191,14 @@ def main() -> None:
     ap.add_argument("--manifest", help="Speech manifest (id path duration ...)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lines", type=int, default=500, help="Sentences / files used")
+    ap.add_argument(
+        "--repeats", type=int, default=3,
+        help="Runs of every cell, in rounds over all cells; the median is shown",
+    )  # fmt: skip
     opts = ap.parse_args()
     from s2s.export.export import export_checkpoint
 
-    rows = []
+    cells = []  # ((task, search, engine), the first six arguments of _cell)
     with tempfile.TemporaryDirectory() as tmp:
         for task, ckpt, data in (
             ("text", opts.text, opts.input),
@@ -200,25 +210,37 @@ def main() -> None:
             for prec in ("fp32", "int8"):
                 exports[prec] = str(Path(tmp) / f"{task}-{prec}")
                 export_checkpoint(ckpt, exports[prec], prec, log=lambda m: None)
-            beams = (5, 1) if task == "text" else (0,)
+            beams = (5, 1) if task == "text" else (8, 1)
             for engine in ("torch", "onnx"):
                 for prec in ("fp32", "int8"):
                     model = ckpt if engine == "torch" else exports[prec]
                     for beam in beams:
-                        r = _cell(task, engine, prec, model, data, beam, opts)
                         if task == "text":
-                            rate = f"{r['items'] / r['seconds']:.1f} sent/s"
                             what = f"beam {beam}" if beam > 1 else "greedy"
                         else:
-                            rate = f"RTF {r['seconds'] / r['items']:.3f}"
-                            what = "default search"
-                        rows.append(
-                            (task, what, f"{engine} {prec}", rate, r["peak_mb"])
-                        )
-    print(f"| task | search | engine | speed | peak RSS MB |  ({opts.threads} threads)")
-    print("|---|---|---|---|---|")
-    for task, what, engine, rate, mb in rows:
-        print(f"| {task} | {what} | {engine} | {rate} | {mb:.0f} |")
+                            what = f"CTC prefix beam {beam}" if beam > 1 else "greedy"
+                        label = (task, what, f"{engine} {prec}")
+                        cells.append((label, (task, engine, prec, model, data, beam)))
+        runs: list[list[dict]] = [[] for _ in cells]
+        for _ in range(opts.repeats):  # rounds: slow drifts touch every cell alike
+            for k, (_, cell) in enumerate(cells):
+                runs[k].append(_cell(*cell, opts))
+    print(
+        f"| task | search | engine | speed (median of {opts.repeats}) | range "
+        f"| peak RSS MB |  ({opts.threads} threads)"
+    )
+    print("|---|---|---|---|---|---|")
+    for ((task, what, engine), _), rs in zip(cells, runs, strict=True):
+        if task == "text":
+            speeds = sorted(r["items"] / r["seconds"] for r in rs)
+            show = lambda v: f"{v:.1f} sent/s"  # noqa: E731
+        else:
+            speeds = sorted(r["seconds"] / r["items"] for r in rs)
+            show = lambda v: f"RTF {v:.4f}"  # noqa: E731
+        mid = statistics.median(speeds)
+        mb = max(r["peak_mb"] for r in rs)
+        rng = f"{show(speeds[0])} - {show(speeds[-1])}"
+        print(f"| {task} | {what} | {engine} | {show(mid)} | {rng} | {mb:.0f} |")
     runtime = _closure(RUNTIME_DISTS)
     full = runtime | _closure(["s2s"]) | _closure(["torch", "torchaudio"])
     mb = {
