@@ -14,8 +14,8 @@ measured on the packages installed here.
 
 Every cell runs in a fresh subprocess (peak memory is that process's alone; the
 ONNX ones never import torch), `--repeats` times, in rounds over all the cells;
-the table shows the median and the range. Any checkpoint works, the tiny test models too;
-numbers mean something only on an otherwise idle machine.
+the table shows the median and the range. Any checkpoint works, the tiny test
+models too; numbers mean something only on an otherwise idle machine.
 """
 
 from __future__ import annotations
