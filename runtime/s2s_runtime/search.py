@@ -105,13 +105,13 @@ def greedy_decode(
             break
         if (~live).sum() * 4 >= len(live):
             keep = np.flatnonzero(live)
-            alive, tokens, seqs, scores, live = (
+            alive, tokens, seqs, scores = (
                 alive[keep],
                 tokens[keep],
                 seqs[keep],
                 scores[keep],
-                live[keep],
             )
+            live = np.ones(keep.size, bool)
             mem, state = mem.select(keep), state.select(keep)
     return out  # type: ignore[return-value]
 

@@ -116,6 +116,11 @@ class _Piece:
     keep: slice = field(default_factory=lambda: slice(None))
 
 
+def _sources(waves: list[torch.Tensor | AudioSource]) -> list[AudioSource]:
+    """Waveforms in memory wrapped as `AudioSource`s; sources as they are."""
+    return [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
+
+
 def _stitched(spans: list[tuple[int, int]]) -> list[slice]:
     """Which output frames of each window of `chunk_spans` go into the whole
     file's posteriors: neighbours meet at the middle of their overlap."""
@@ -170,7 +175,7 @@ class Transcriber:
         -> texts."""
         if not waves:
             return []
-        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
+        waves = _sources(waves)
         if self.mode == "ctc":
             return self.search(self.log_probs(waves))
         return self.decode_segments(waves)
@@ -178,7 +183,7 @@ class Transcriber:
     @torch.inference_mode()
     def log_probs(self, waves: list[torch.Tensor | AudioSource]) -> list[torch.Tensor]:
         """Frame posteriors of each waveform, (T', V) float32 on the CPU."""
-        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
+        waves = _sources(waves)
         pieces = []
         for w, wave in enumerate(waves):
             frames = self._num_frames(wave)
@@ -241,8 +246,7 @@ class Transcriber:
 
     def segments(self, wave: torch.Tensor | AudioSource) -> list[tuple[int, int]]:
         """Frame spans of `wave` for the joint and attention searches."""
-        if isinstance(wave, torch.Tensor):
-            wave = Waveform(wave)
+        (wave,) = _sources([wave])
         frames = self.extract.num_frames(wave.num_samples)
         shift = self.extract.shift
         block = _ENERGY_FRAMES
@@ -268,7 +272,7 @@ class Transcriber:
     @torch.inference_mode()
     def decode_segments(self, waves: list[torch.Tensor | AudioSource]) -> list[str]:
         """Joint or attention search over each segment; texts joined per wave."""
-        waves = [Waveform(w) if isinstance(w, torch.Tensor) else w for w in waves]
+        waves = _sources(waves)
         pieces = []
         for w, wave in enumerate(waves):
             self._num_frames(wave)
