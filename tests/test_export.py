@@ -78,10 +78,47 @@ def test_translate_equals_torch(text_export, toy_raw, beam, nbest, lenpen):
         np.testing.assert_allclose([s for _, s in g], [s for _, s in w], atol=1e-4)
 
 
+def test_top_k_in_graph_equals_numpy(text_export, toy_raw):
+    """The decoder graph's top-k outputs (PAD and BOS excluded) pick what the
+    runtime's own top-k picks from the log-probs, and an export without them (as
+    before the in-graph top-k) decodes to the same hypotheses."""
+    from s2s_runtime.model import BOS, PAD
+    from s2s_runtime.search import topk
+
+    _, out = text_export
+    run = ExportedModel(out)
+    assert run.top_k_in_graph
+    vocab = run.src_vocab
+    ids = [seq + [3] for seq in vocab.encode(sentences(toy_raw)[:6])]
+    lens = np.array([len(x) for x in ids])
+    src = np.zeros((len(ids), lens.max()), np.int64)
+    for i, x in enumerate(ids):
+        src[i, : len(x)] = x
+    mem, state = run.encode_text(src, lens)
+    tokens = np.full(len(ids), BOS, np.int64)
+    for k in (1, 7):
+        vals, top, _ = run.step_top(tokens, state, mem, k)
+        logp, _ = run.step(tokens, state, mem)
+        logp[:, [PAD, BOS]] = -np.inf
+        want_vals, want_ids = topk(logp, k)
+        np.testing.assert_array_equal(top, want_ids)
+        np.testing.assert_allclose(vals, want_vals, atol=1e-6)
+    lines = sentences(toy_raw)
+    for beam in (1, 4):
+        cfg = {**run.decode, "beam": beam, "nbest": 2 if beam > 1 else 1}
+        in_graph = RunTranslator(run, cfg).translate(lines)
+        run.top_k_in_graph = False
+        in_numpy = RunTranslator(run, cfg).translate(lines)
+        run.top_k_in_graph = True
+        assert [[t for t, _ in h] for h in in_graph] == [
+            [t for t, _ in h] for h in in_numpy
+        ]
+
+
 def test_manifest_and_files(text_export):
     _, out = text_export
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["format_version"] == 1 and manifest["kind"] == "translation"
+    assert manifest["format_version"] == 2 and manifest["kind"] == "translation"
     assert manifest["opset"] == 17 and manifest["precision"] == "fp32"
     assert set(manifest["graphs"]) == {"encoder", "decoder_step"}
     for name in [*manifest["graphs"].values(), *manifest["vocab"].values()]:

@@ -55,8 +55,12 @@ MAX_RATIO = 3.0  # drop pairs whose character-length ratio exceeds this ...
 RATIO_MIN_CHARS = 15  # ... when the longer side has at least this many chars
 
 
-def stable_hash(*parts: str) -> int:
-    h = hashlib.sha256("\x1f".join((SEED,) + parts).encode("utf-8")).hexdigest()
+def stable_hash(*parts: str, split_seed: int = 0) -> int:
+    """The document order of the split. split_seed 0 is the recipe's split; any
+    other number draws another one from the same sources (a second held-out
+    sample, to check that a choice made on one split holds on another)."""
+    seed = SEED if not split_seed else f"{SEED}-split{split_seed}"
+    h = hashlib.sha256("\x1f".join((seed,) + parts).encode("utf-8")).hexdigest()
     return int(h[:16], 16)
 
 
@@ -139,7 +143,7 @@ def cached(work: str, name: str, key: str, fn):
     return records, drops
 
 
-def split_pairs(pairs: list[dict], stats: dict):
+def split_pairs(pairs: list[dict], stats: dict, split_seed: int = 0):
     """Split by whole documents.
 
     For each source, documents are visited in seeded-hash order and assigned
@@ -178,7 +182,7 @@ def split_pairs(pairs: list[dict], stats: dict):
             target = HELDOUT_TARGET.get(source, 0)
             docs = sorted(
                 (d for (so, d) in by_doc if so == source and (so, d) not in assign),
-                key=lambda d: stable_hash(source, d),
+                key=lambda d: stable_hash(source, d, split_seed=split_seed),
             )
             n0 = len(final[split])
             for d in docs:
@@ -261,6 +265,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sample-sizes",
         default="3000,200,200",
         help="train,valid,test sizes of the sample",
+    )
+    ap.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="0 (default): the recipe's train/valid/test split; another number: "
+        "another split of the same documents (DATA.md)",
     )
     ap.add_argument(
         "--refresh-lists",
@@ -444,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     stats["notes"] = args.notes
     stats["sources"] = OrderedDict()
     pairs = clean_all(raw, src, stats)
-    final, split_drops, assign = split_pairs(pairs, stats)
+    final, split_drops, assign = split_pairs(pairs, stats, args.split_seed)
     for split in SPLITS:
         write_lines(
             os.path.join(out, f"{split}.{src}"), [p["src"] for p in final[split]]

@@ -19,7 +19,8 @@ from s2s_runtime import RunError
 
 __all__ = ["DecoderState", "ExportedModel", "LM", "Memory", "Vocab"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decoder step's top-k; 1 (no top-k) is read too
+READS = (1, 2)
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
@@ -85,6 +86,10 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
         raise RunError(f"{path}: cannot load the graph: {e}") from None
 
 
+_STEP_OUT = ["log_probs", "h_out", "c_out", "attn_out"]
+_TOP_OUT = ["top_log_probs", "top_ids", "h_out", "c_out", "attn_out"]
+
+
 class LM:
     """The exported LM step; states (h, c), each (L, N, H)."""
 
@@ -124,10 +129,10 @@ class ExportedModel:
         except json.JSONDecodeError as e:
             raise RunError(f"{path}:{e.lineno}: not JSON: {e.msg}") from None
         version = self.manifest.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READS:
             raise RunError(
                 f"{path}: format version {version}; this runtime reads "
-                f"{FORMAT_VERSION} (export again, or update s2s-runtime)"
+                f"{' and '.join(map(str, READS))} (export again, or update s2s-runtime)"
             )
         try:
             self._load(self.manifest, threads)
@@ -145,6 +150,10 @@ class ExportedModel:
         self.decoder = None
         if "decoder_step" in graphs:
             self.decoder = _session(graphs["decoder_step"], threads)
+            # Format 2 has a `k` input and top_log_probs / top_ids outputs; in
+            # format 1 the search takes the top-k of log_probs itself.
+            self._has_k = "k" in {i.name for i in self.decoder.get_inputs()}
+            self.top_k_in_graph = self._has_k  # False: the search's own top-k
             self.input_feed = bool(m["input_feed"])
             self.hidden = int(m["sizes"]["hidden_size"])
         self.ctc = (
@@ -202,6 +211,15 @@ class ExportedModel:
     ) -> tuple[np.ndarray, DecoderState]:
         """One decoder step: tokens (N,) -> log-probs (N, V), state. N is B or a
         multiple k of it: rows n*k ... n*k + k - 1 attend over memory row n."""
+        feeds = self._feeds(tokens, state, mem)
+        if self._has_k:
+            feeds["k"] = np.array([1], np.int64)  # the least top-k work
+        logp, h, c, a = self.decoder.run(_STEP_OUT, feeds)
+        return logp, DecoderState(h, c, a)
+
+    def _feeds(
+        self, tokens: np.ndarray, state: DecoderState, mem: Memory
+    ) -> dict[str, np.ndarray]:
         N, B = tokens.shape[0], mem.values.shape[0]
         if N % B:
             raise ValueError(f"{N} decoder rows for {B} memory rows")
@@ -215,5 +233,15 @@ class ExportedModel:
         }
         if self.input_feed:
             feeds["feed"] = state.feed
-        logp, h, c, a = self.decoder.run(None, feeds)
-        return logp, DecoderState(h, c, a)
+        return feeds
+
+    def step_top(
+        self, tokens: np.ndarray, state: DecoderState, mem: Memory, k: int
+    ) -> tuple[np.ndarray, np.ndarray, DecoderState]:
+        """One decoder step that returns only each row's k best tokens, PAD and
+        BOS excluded: values (N, k) and ids (N, k), best first (the lower id
+        first among equals), and the state. Needs `top_k_in_graph`."""
+        feeds = self._feeds(tokens, state, mem)
+        feeds["k"] = np.array([k], np.int64)
+        vals, ids, h, c, a = self.decoder.run(_TOP_OUT, feeds)
+        return vals, ids, DecoderState(h, c, a)

@@ -18,7 +18,14 @@ from s2s_runtime.model import (
     Memory,
 )
 
-__all__ = ["Hypothesis", "beam_search", "greedy_decode", "length_penalty", "topk"]
+__all__ = [
+    "Hypothesis",
+    "beam_search",
+    "greedy_decode",
+    "length_penalty",
+    "step_top",
+    "topk",
+]
 
 Hypothesis = tuple[list[int], float]  # (tokens without BOS/EOS, score)
 NEG_INF = float("-inf")
@@ -70,6 +77,24 @@ def _topk_small(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return take(x, idx), idx
 
 
+def step_top(
+    model: ExportedModel,
+    tokens: np.ndarray,
+    state: DecoderState,
+    mem: Memory,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, DecoderState]:
+    """One decoder step, each row's k best tokens (PAD and BOS never emitted, as
+    in s2s.decode.beam): values (N, k), ids (N, k), state. Chosen inside the graph
+    when the export has its top-k outputs, else from the log-probs here."""
+    if model.top_k_in_graph:
+        return model.step_top(tokens, state, mem, k)
+    logp, state = model.step(tokens, state, mem)  # (N, V)
+    logp[:, [PAD, BOS]] = NEG_INF
+    vals, ids = topk(logp, k)
+    return vals, ids, state
+
+
 def greedy_decode(
     model: ExportedModel, mem: Memory, state: DecoderState, max_len: np.ndarray
 ) -> list[Hypothesis]:
@@ -87,10 +112,9 @@ def greedy_decode(
     scores = np.zeros(B, np.float32)
     out: list[Hypothesis | None] = [None] * B
     for t in range(int(max_len.max())):
-        logp, state = model.step(tokens, state, mem)  # (B, V)
-        logp[:, [PAD, BOS]] = NEG_INF  # never emitted (as in s2s.decode.beam)
-        tokens = logp.argmax(axis=-1)  # (B,)
-        scores = scores + logp[np.arange(len(tokens)), tokens]
+        best, ids, state = step_top(model, tokens, state, mem, 1)  # (B, 1)
+        tokens = ids[:, 0]
+        scores = scores + best[:, 0]
         seqs = np.concatenate([seqs, tokens[:, None]], axis=1)
         done = live & ((tokens == EOS) | (t + 1 >= max_len[alive]))
         if not done.any():
@@ -143,15 +167,18 @@ def beam_search(
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     n_done = np.zeros(B, np.int64)
     lm_state = lm.init_state(B * K) if lm is not None else None
+    V = len(model.tgt_vocab)
     for t in range(int(max_len.max())):
         n = alive.size
-        logp, state = model.step(tokens, state, mem)  # (n*K, V)
-        if lm is not None:
+        R = min(2 * K, V)
+        if lm is None:
+            row_s, row_tok, state = step_top(model, tokens, state, mem, R)
+        else:
+            logp, state = model.step(tokens, state, mem)  # (n*K, V)
             lm_logp, lm_state = lm.step(tokens, lm_state)
             logp = logp + np.float32(lm_weight) * lm_logp
-        logp[:, [PAD, BOS]] = NEG_INF  # never emitted (as in s2s.decode.beam)
-        R = min(2 * K, logp.shape[-1])
-        row_s, row_tok = topk(logp, R)  # (n*K, R)
+            logp[:, [PAD, BOS]] = NEG_INF  # never emitted (as in s2s.decode.beam)
+            row_s, row_tok = topk(logp, R)  # (n*K, R)
         cand = (scores.reshape(-1, 1) + row_s).reshape(n, K * R)
         top_s, top_i = topk(cand, min(2 * K, K * R))  # (n, 2K)
         top_beam = top_i // R

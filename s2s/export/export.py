@@ -27,7 +27,7 @@ from s2s.errors import S2SError
 
 __all__ = ["FORMAT_VERSION", "export_checkpoint"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decoder step's top-k (input k, top_log_probs, top_ids)
 PRECISIONS = ("fp32", "int8")
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import onnx
 from torch import nn
 
+from s2s.data.vocab import BOS, PAD
 from s2s.export.graph import Graph
 from s2s.models.ctc import CTCHead
 from s2s.models.decoder import AttentionDecoder
@@ -187,8 +188,9 @@ def ctc_head(head: CTCHead) -> onnx.ModelProto:
 
 def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     """tokens int64 (N,), h, c (L, N, H), [feed (N, H) with input feeding],
-    keys (B, S, Q), memory (B, S, E), mask bool (B, S) -> log_probs (N, V), h, c,
-    attn_out (N, H) (the next step's feed)."""
+    keys (B, S, Q), memory (B, S, E), mask bool (B, S), k int64 (1,)
+    -> log_probs (N, V), h, c, attn_out (N, H) (the next step's feed),
+    top_log_probs (N, k) and top_ids int64 (N, k)."""
     g = Graph()
     H, Q = decoder.hidden_size, att_size(decoder)
     E = decoder.combine.in_features - H  # the memory size
@@ -230,10 +232,20 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     y = a if decoder.out_proj is None else g.linear(a, decoder.out_proj)
     logp = g.op("LogSoftmax", g.linear(y, decoder.output), axis=-1)  # (N, V)
     V = decoder.output.out_features
+    # The k best tokens of each row, PAD and BOS excluded (never emitted, as in
+    # s2s.decode.beam), best first, the lower id first among equals: what greedy
+    # and beam search need without copying out and sorting (N, V) log-probs
+    # (benchmarks/export_speed.py). k is an input (manifest format 2).
+    banned = np.zeros(V, np.float32)
+    banned[[PAD, BOS]] = -np.inf
+    top_v, top_i = g.op(
+        "TopK", g.op("Add", logp, g.const(banned, "banned")), "k", outputs=2, axis=-1
+    )
     inputs += [
         ("keys", "float", ["batch", "steps", Q]),
         ("memory", "float", ["batch", "steps", E]),
         ("mask", "bool", ["batch", "steps"]),
+        ("k", "int64", [1]),
     ]
     return g.model(
         "decoder_step",
@@ -243,6 +255,8 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
             (h, "h_out", "float", _STATE),
             (c, "c_out", "float", _STATE),
             (a, "attn_out", "float", ["rows", H]),
+            (top_v, "top_log_probs", "float", ["rows", "top"]),
+            (top_i, "top_ids", "int64", ["rows", "top"]),
         ],
     )
 
