@@ -262,6 +262,29 @@ def test_resample_matches_torchaudio():
         np.testing.assert_allclose(resample(w, orig, new), want, atol=1e-4)
 
 
+def test_banded_resample_equals_the_dense_kernel():
+    """The runtime multiplies only the columns each group of phases reaches: the
+    same numbers as torchaudio's dense (phases x K) kernel, every rate pair."""
+    import math
+
+    from s2s_runtime.audio import _sinc_kernel, resample
+
+    w = np.random.default_rng(2).standard_normal(7919).astype(np.float32)
+    pairs = [(44100, 16000), (22050, 16000), (11025, 16000), (48000, 16000)]
+    pairs += [(8000, 16000), (16000, 8000), (32000, 16000), (24000, 22050)]
+    for orig, new in pairs:
+        g = math.gcd(orig, new)
+        o, n = orig // g, new // g
+        kernel, width = _sinc_kernel(o, n)
+        padded = np.pad(w, (width, width + o))
+        frames = (padded.size - kernel.shape[1]) // o + 1
+        idx = np.arange(frames)[:, None] * o + np.arange(kernel.shape[1])
+        dense = (padded[idx] @ kernel.T).reshape(-1)[: math.ceil(n * w.size / o)]
+        got = resample(w, orig, new)
+        assert got.shape == dense.shape, (orig, new)
+        np.testing.assert_allclose(got, dense, atol=2e-6, err_msg=f"{orig}->{new}")
+
+
 @pytest.mark.parametrize("subsample", ["stack", "conv"])
 def test_speech_graphs_equal_torch(subsample, tone_bin, tmp_path):
     """Encoder (with padding, short inputs under the conv's 7 frames) and CTC head

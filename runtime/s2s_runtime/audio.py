@@ -6,6 +6,7 @@ relative paths are resolved against the manifest's directory."""
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -21,44 +22,51 @@ _MAX_RESAMPLE_TERMS = 1_000_000
 _ERRORS = (RuntimeError, soundfile.SoundFileError, OSError, ValueError)
 
 
-def _info(path: Path):
+def _open(path: Path) -> soundfile.SoundFile:
+    """The file opened for reading, its header checked (one open per file: for
+    Ogg/Vorbis the open is what costs)."""
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "file not found"
         raise RunError(f"{path}: {reason}")
     try:
-        info = soundfile.info(str(path))
+        f = soundfile.SoundFile(str(path))
     except _ERRORS as e:
         raise RunError(f"{path}: cannot decode audio ({e})") from None
-    if not _MIN_RATE <= info.samplerate <= _MAX_RATE:
-        raise RunError(
-            f"{path}: sample rate {info.samplerate} Hz in the header is "
+    problem = None
+    if not _MIN_RATE <= f.samplerate <= _MAX_RATE:
+        problem = (
+            f"{path}: sample rate {f.samplerate} Hz in the header is "
             f"outside {_MIN_RATE}-{_MAX_RATE} Hz (corrupt header?)"
         )
-    if info.frames <= 0:
-        raise RunError(f"{path}: empty audio (0 samples)")
-    return info
+    elif f.frames <= 0:
+        problem = f"{path}: empty audio (0 samples)"
+    if problem:
+        f.close()
+        raise RunError(problem)
+    return f
 
 
 def audio_seconds(path: str | Path) -> float:
     """Duration from the header, without decoding."""
-    info = _info(Path(path))
-    return info.frames / info.samplerate
+    with _open(Path(path)) as f:
+        return f.frames / f.samplerate
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """Mono float32 waveform (N,) at `sample_rate`."""
     path = Path(path)
-    info = _info(path)
-    g = math.gcd(info.samplerate, sample_rate)
-    if (info.samplerate // g) * (sample_rate // g) > _MAX_RESAMPLE_TERMS:
-        raise RunError(
-            f"{path}: cannot resample {info.samplerate} Hz to {sample_rate} "
-            f"Hz (convert the file to {sample_rate} Hz first)"
-        )
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except _ERRORS as e:
-        raise RunError(f"{path}: cannot decode audio ({e})") from None
+    with _open(path) as f:
+        rate = f.samplerate
+        g = math.gcd(rate, sample_rate)
+        if (rate // g) * (sample_rate // g) > _MAX_RESAMPLE_TERMS:
+            raise RunError(
+                f"{path}: cannot resample {rate} Hz to {sample_rate} "
+                f"Hz (convert the file to {sample_rate} Hz first)"
+            )
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except _ERRORS as e:
+            raise RunError(f"{path}: cannot decode audio ({e})") from None
     wave = data.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
         raise RunError(f"{path}: audio contains NaN or infinite samples")
@@ -66,9 +74,41 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
 
 def resample(wave: np.ndarray, orig: int, new: int) -> np.ndarray:
-    """torchaudio.functional.resample(wave, orig, new) for a 1-D waveform."""
+    """torchaudio.functional.resample(wave, orig, new) for a 1-D waveform.
+
+    torchaudio convolves every output phase with a kernel as wide as the whole
+    input period (K = orig + 2 * width taps), though each phase's sinc reaches
+    only about 2 * width of them; here groups of neighbouring phases multiply just
+    the columns their taps cover (the rest are exact zeros in float32): for
+    22.05 kHz to 16 kHz 34 of 459 columns. The kernel is made once per rate pair
+    (making it cost more than applying it to a few seconds of audio)."""
     g = math.gcd(orig, new)
     orig, new = orig // g, new // g
+    kernel, width, groups = _resampler(orig, new)  # kernel (new, K)
+    n = wave.size
+    padded = np.pad(wave.astype(np.float32), (width, width + orig))
+    frames = (padded.size - kernel.shape[1]) // orig + 1
+    step = padded.strides[0]
+    view = np.lib.stride_tricks.as_strided(  # (frames, K): frame f reads from f*orig
+        padded, (frames, kernel.shape[1]), (step * orig, step), writeable=False
+    )
+    out = np.zeros((frames, new), np.float32)
+    for j0, j1, lo, hi in groups:  # phases j0..j1-1 read columns lo..hi-1
+        taps = np.ascontiguousarray(view[:, lo:hi])  # (frames, hi - lo)
+        out[:, j0:j1] = taps @ kernel[j0:j1, lo:hi].T
+    return out.reshape(-1)[: math.ceil(new * n / orig)]
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig: int, new: int) -> tuple[np.ndarray, int, list]:
+    """The kernel, its padding and its phase groups, made once per rate pair."""
+    kernel, width = _sinc_kernel(orig, new)
+    kernel.flags.writeable = False
+    return kernel, width, _phase_groups(kernel)
+
+
+def _sinc_kernel(orig: int, new: int) -> tuple[np.ndarray, int]:
+    """torchaudio's windowed-sinc kernel (new phases, K taps) and its padding."""
     width_zeros, rolloff = 6, 0.99
     base = min(orig, new) * rolloff
     width = math.ceil(width_zeros * orig / base)
@@ -79,13 +119,27 @@ def resample(wave: np.ndarray, orig: int, new: int) -> np.ndarray:
     t = t * math.pi
     with np.errstate(invalid="ignore", divide="ignore"):
         kernel = np.where(t == 0, 1.0, np.sin(t) / t)
-    kernel = (kernel * window * base / orig).astype(np.float32)  # (new, K)
-    n = wave.size
-    padded = np.pad(wave.astype(np.float32), (width, width + orig))
-    frames = (padded.size - kernel.shape[1]) // orig + 1
-    idx = np.arange(frames)[:, None] * orig + np.arange(kernel.shape[1])
-    out = padded[idx] @ kernel.T  # (frames, new)
-    return out.reshape(-1)[: math.ceil(new * n / orig)].astype(np.float32)
+    return (kernel * window * base / orig).astype(np.float32), width
+
+
+def _phase_groups(kernel: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(j0, j1, lo, hi): runs of neighbouring phases j0..j1-1 whose nonzero taps
+    lie in columns lo..hi-1, at most twice one phase's reach."""
+    new = kernel.shape[0]
+    nz = kernel != 0
+    if not nz.any():
+        return [(0, new, 0, kernel.shape[1])]
+    first = np.where(nz.any(1), nz.argmax(1), kernel.shape[1])
+    last = np.where(nz.any(1), kernel.shape[1] - nz[:, ::-1].argmax(1), 0)
+    taps = int((last - first).max())
+    groups, j = [], 0
+    while j < new:  # grow a group while its span stays within twice the taps
+        lo, hi, k = int(first[j]), int(last[j]), j + 1
+        while k < new and max(hi, last[k]) - min(lo, first[k]) <= 2 * taps:
+            lo, hi, k = min(lo, int(first[k])), max(hi, int(last[k])), k + 1
+        groups.append((j, k, lo, max(hi, lo)))
+        j = k
+    return groups
 
 
 def read_manifest(path: str | Path) -> list[tuple[str, Path]]:
