@@ -215,6 +215,29 @@ def test_transcribe_equals_torch(case, speech_exports, tone_raw):
     assert any(want)
 
 
+def test_prefix_search_in_groups_equals_one_by_one(speech_exports, tone_raw):
+    """More utterances than one search group (32), of many lengths: searched in
+    groups of like length, each gets what it gets alone, in s2s and the runtime."""
+    from s2s.checkpoint import load_speech_model
+    from s2s.data.audio import load_audio
+    from s2s.decode.transcribe import Transcriber
+    from s2s_runtime.transcribe import Transcriber as RunTranscriber
+
+    ckpt, _, out = speech_exports["ctc"]
+    model, cfg, vocab, features, cmvn = load_speech_model(ckpt)
+    dcfg = replace(cfg.decode, mode="ctc", beam=3)
+    want = Transcriber(model, vocab, features, cmvn, dcfg, torch.device("cpu"))
+    base = [load_audio(p, features.sample_rate) for p in tone_waves(tone_raw, 8)]
+    waves = [base[k % len(base)] for k in range(40)]
+    waves = [w[: max(800, len(w) * (3 + k % 5) // 7)] for k, w in enumerate(waves)]
+    alone = [want.transcribe([w])[0] for w in waves]
+    assert want.transcribe(waves) == alone
+    assert len(set(alone)) > 1
+    run = ExportedModel(out)
+    got = RunTranscriber(run, {**run.decode, "mode": "ctc", "beam": 3})
+    assert got.transcribe([w.numpy() for w in waves]) == alone
+
+
 def test_features_match_torch(tone_raw):
     """The numpy front end against torchaudio's, on log-mel values: on noise within
     1e-3; on the tone files (exact silence, fades, pure tones: bins far below the

@@ -26,6 +26,7 @@ __all__ = ["Transcriber", "chunk_spans", "segment_spans"]
 _SUBSAMPLING = 4
 _MIN_OVERLAP = 16
 _QUIET_FRAMES = 11
+_SEARCH_GROUP = 32  # posteriors a CTC prefix search batch (s2s.decode.transcribe)
 
 
 def chunk_spans(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
@@ -62,6 +63,17 @@ class _Piece:
     wave: int
     start: int
     end: int
+
+
+def _padded(log_probs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(B, T, V) zero-padded posteriors and their lengths (B,)."""
+    lengths = np.array([len(lp) for lp in log_probs], np.int64)
+    padded = np.zeros(
+        (len(log_probs), int(lengths.max()), log_probs[0].shape[1]), np.float32
+    )
+    for b, lp in enumerate(log_probs):
+        padded[b, : len(lp)] = lp
+    return padded, lengths
 
 
 class Transcriber:
@@ -177,21 +189,25 @@ class Transcriber:
         return np.concatenate(parts)
 
     def search(self, log_probs: list[np.ndarray]) -> list[str]:
-        """Greedy (beam 1, no LM) or prefix beam search over each posterior."""
-        lengths = np.array([len(lp) for lp in log_probs], np.int64)
-        padded = np.zeros(
-            (len(log_probs), int(lengths.max()), log_probs[0].shape[1]), np.float32
-        )
-        for b, lp in enumerate(log_probs):
-            padded[b, : len(lp)] = lp
+        """Greedy (beam 1, no LM) or prefix beam search over each posterior; the
+        prefix search over groups of posteriors of like length (as s2s's)."""
         blank = self.model.blank
         if self.cfg["beam"] == 1 and self.scorer is None:
-            ids = ctc_greedy(padded, lengths, blank)
+            ids = ctc_greedy(*_padded(log_probs), blank)
         else:
-            nbest = ctc_prefix_beam_search(
-                padded, lengths, self.cfg["beam"], blank, prefix_scorer=self.scorer
-            )
-            ids = [hyps[0][0] for hyps in nbest]
+            ids = [[] for _ in log_probs]
+            lengths = [len(lp) for lp in log_probs]
+            order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+            for k in range(0, len(order), _SEARCH_GROUP):
+                group = order[k : k + _SEARCH_GROUP]
+                nbest = ctc_prefix_beam_search(
+                    *_padded([log_probs[i] for i in group]),
+                    self.cfg["beam"],
+                    blank,
+                    prefix_scorer=self.scorer,
+                )
+                for i, hyps in zip(group, nbest, strict=True):
+                    ids[i] = hyps[0][0]
         return [" ".join(t.split()) for t in self.model.tgt_vocab.decode(ids)]
 
     def segments(self, wave: np.ndarray) -> list[tuple[int, int]]:

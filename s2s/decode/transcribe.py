@@ -55,6 +55,7 @@ __all__ = ["Transcriber", "chunk_spans", "segment_spans", "speech_mode"]
 _OOM_HINT = "lower decode.chunk_seconds or decode.batch_tokens, or decode on the CPU"
 _MIN_OVERLAP = 16  # frames; stitching needs > 14 with the conv subsampler
 _QUIET_FRAMES = 11  # energy smoothing for cuts, 0.11 s: longer than gaps in words
+_SEARCH_GROUP = 32  # posteriors a CTC prefix search batch (Transcriber.search)
 _ENERGY_FRAMES = 30_000  # frames of audio a read when finding cuts (5 minutes)
 
 
@@ -114,6 +115,12 @@ class _Piece:
     end: int  # one past the last feature frame
     # The output frames that go into the whole file's posteriors.
     keep: slice = field(default_factory=lambda: slice(None))
+
+
+def _length_groups(lengths: list[int]) -> list[list[int]]:
+    """Indices of `lengths`, longest first, `_SEARCH_GROUP` a group."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[k : k + _SEARCH_GROUP] for k in range(0, len(order), _SEARCH_GROUP)]
 
 
 def _sources(waves: list[torch.Tensor | AudioSource]) -> list[AudioSource]:
@@ -314,22 +321,31 @@ class Transcriber:
         return [hyps[0][0] if hyps else [] for hyps in nbest]
 
     def search(self, log_probs: list[torch.Tensor]) -> list[str]:
-        """Greedy (beam 1) or prefix beam search over each (T', V) posterior."""
-        lengths = torch.tensor([len(lp) for lp in log_probs])
-        padded = torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True)
-        blank = self.model.blank
+        """Greedy (beam 1) or prefix beam search over each (T', V) posterior.
+
+        The prefix search runs over groups of `_SEARCH_GROUP` posteriors, longest
+        first: one batch of all would pad each to the longest and step through its
+        frames (the asr-cs test set: 15,322 frames in all, the longest 546, so 6.3
+        times the work; ranked by length, the groups cost 2.7 times less)."""
         if self.cfg.beam == 1 and self.scorer is None:
-            ids = ctc_greedy(padded, lengths, blank)
+            lengths = torch.tensor([len(lp) for lp in log_probs])
+            padded = torch.nn.utils.rnn.pad_sequence(log_probs, batch_first=True)
+            ids = ctc_greedy(padded, lengths, self.model.blank)
         else:
-            if self.scorer is not None:  # the LM states live on the LM's device
-                padded = padded.to(self.device)
-            nbest = ctc_prefix_beam_search(
-                padded,
-                lengths,
-                self.cfg.beam,
-                blank,
-                prefix_scorer=self.scorer,
-            )
-            ids = [hyps[0][0] for hyps in nbest]
+            ids = [[] for _ in log_probs]
+            for group in _length_groups([len(lp) for lp in log_probs]):
+                part = [log_probs[i] for i in group]
+                padded = torch.nn.utils.rnn.pad_sequence(part, batch_first=True)
+                if self.scorer is not None:  # the LM states live on the LM's device
+                    padded = padded.to(self.device)
+                nbest = ctc_prefix_beam_search(
+                    padded,
+                    torch.tensor([len(lp) for lp in part]),
+                    self.cfg.beam,
+                    self.model.blank,
+                    prefix_scorer=self.scorer,
+                )
+                for i, hyps in zip(group, nbest, strict=True):
+                    ids[i] = hyps[0][0]
         # A character model may emit word boundaries twice in a row: one space.
         return [" ".join(text.split()) for text in self.vocab.decode(ids)]
