@@ -65,10 +65,22 @@ class ModelConfig:
         "LSTM layers in the decoder (translation, joint) or the language model (lm)",
         **_DEPTH,
     )
-    attention: Literal["dot", "general", "mlp"] = _f(
+    attention: Literal["dot", "general", "mlp", "location"] = _f(
         "general",
-        "dot and general: Luong; mlp: Bahdanau. dot needs "
+        "dot and general: Luong; mlp: Bahdanau; location: Bahdanau plus a "
+        "convolution over the previous step's weights (Chorowski et al., 2015; "
+        "for speech: keeps the decoder moving along the audio). dot needs "
         "2*enc_hidden_size == hidden_size",
+    )
+    att_conv_channels: int = _f(
+        10, "location attention: channels of the convolution", ge=1, le=1024
+    )
+    att_conv_width: int = _f(
+        50,
+        "location attention: the convolution reaches this many encoder steps on "
+        "each side of a step (speech: 4x subsampled frames, 25 a second)",
+        ge=0,
+        le=1000,
     )
     input_feed: bool = _f(
         False,

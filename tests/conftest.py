@@ -130,16 +130,29 @@ def tone_run(tone_bin, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def joint_run(tone_bin, tmp_path_factory) -> Path:
-    """A tiny joint CTC/attention model trained on the tone corpus."""
+def _joint_run(tone_bin, out: Path, *more: str) -> Path:
     from s2s.config import load_config
     from s2s.train.trainer import Trainer
 
-    out = tmp_path_factory.mktemp("joint-run")
     joint = ["model.task=joint", "model.hidden_size=32", "train.select_by=wer"]
     cfg = load_config(
-        None, [*TINY_CTC, *joint, "train.max_steps=200", "train.valid_every=100"]
+        None,
+        [*TINY_CTC, *joint, "train.max_steps=200", "train.valid_every=100", *more],
     )
     Trainer(cfg, tone_bin, out).run()
     return out
+
+
+@pytest.fixture(scope="session")
+def joint_run(tone_bin, tmp_path_factory) -> Path:
+    """A tiny joint CTC/attention model trained on the tone corpus."""
+    return _joint_run(tone_bin, tmp_path_factory.mktemp("joint-run"))
+
+
+@pytest.fixture(scope="session")
+def location_run(tone_bin, tmp_path_factory) -> Path:
+    """The same with location-aware attention."""
+    out = tmp_path_factory.mktemp("location-run")
+    return _joint_run(
+        tone_bin, out, "model.attention=location", "model.att_conv_width=5"
+    )

@@ -182,9 +182,11 @@ def test_prefix_scores_match_brute_force():
 # --- joint beam search ------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model():
-    m = _model().eval()
+@pytest.fixture(scope="module", params=["general", "location"])
+def model(request):
+    """A random joint model; with location attention each step's weights are
+    state, which every search must carry and reorder with its hypotheses."""
+    m = _model(attention=request.param, att_conv_width=4).eval()
     with torch.no_grad():  # make EOS likely enough that hypotheses end at mixed times
         m.decoder.output.bias[EOS] += 1.5
     return m

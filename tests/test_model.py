@@ -101,7 +101,7 @@ def test_padded_encoder_dropout_between_layers():
     assert runs[0][0][1, 2:].abs().sum() == 0
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
+@pytest.mark.parametrize("attention", ["dot", "general", "mlp", "location"])
 @pytest.mark.parametrize(
     ("input_feed", "dec_layers"), [(False, 1), (True, 1), (True, 2)]
 )
@@ -127,7 +127,7 @@ def test_teacher_forcing_equals_stepping(attention, input_feed, dec_layers):
                 assert attn[i, n:].sum() == 0
 
 
-@pytest.mark.parametrize("attention", ["dot", "general", "mlp"])
+@pytest.mark.parametrize("attention", ["dot", "general", "mlp", "location"])
 @pytest.mark.parametrize("input_feed", [False, True])
 def test_step_with_shared_memory_rows_equals_repeated_memory(attention, input_feed):
     """Beam search keeps one memory row per sentence: k decoder rows per memory
@@ -225,3 +225,21 @@ def test_loss_under_cpu_bf16_autocast_is_close_to_fp32(input_feed):
     torch.testing.assert_close(loss, ref, rtol=0.02, atol=0.0)
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_location_attention_follows_the_previous_weights():
+    """Location attention scores depend on where the previous step looked: the
+    same step from another previous alignment attends elsewhere, and the state
+    carries this step's weights on."""
+    model = _model(attention="location")
+    src, lens, tgt_in, _ = _batch()
+    with torch.no_grad():
+        mem, state = model.encode(src, lens)
+        torch.testing.assert_close(state.attn.sum(1), torch.ones(src.size(0)))
+        _, after, attn = model.decoder.step(tgt_in[:, 0], state, mem)
+        torch.testing.assert_close(after.attn, attn)
+        start = torch.zeros_like(state.attn)
+        start[:, 0] = 1.0  # all of it on the first step
+        moved = type(state)(state.h, state.c, state.feed, start)
+        _, _, other = model.decoder.step(tgt_in[:, 0], moved, mem)
+        assert (attn - other).abs().max() > 1e-4

@@ -46,12 +46,14 @@ class DecoderState:
     h: np.ndarray  # (L, N, H)
     c: np.ndarray  # (L, N, H)
     feed: np.ndarray  # (N, H) previous attentional vector
+    attn: np.ndarray | None = None  # (N, S) previous weights (location attention)
 
     def select(self, idx: np.ndarray) -> DecoderState:
         return DecoderState(
             np.take(self.h, idx, axis=1),
             np.take(self.c, idx, axis=1),
             np.take(self.feed, idx, axis=0),
+            None if self.attn is None else np.take(self.attn, idx, axis=0),
         )
 
 
@@ -152,7 +154,9 @@ class ExportedModel:
             self.decoder = _session(graphs["decoder_step"], threads)
             # Format 2 has a `k` input and top_log_probs / top_ids outputs; in
             # format 1 the search takes the top-k of log_probs itself.
-            self._has_k = "k" in {i.name for i in self.decoder.get_inputs()}
+            names = {i.name for i in self.decoder.get_inputs()}
+            self._has_k = "k" in names
+            self.location = "attn_prev" in names  # location attention
             self.top_k_in_graph = self._has_k  # False: the search's own top-k
             self.input_feed = bool(m["input_feed"])
             self.hidden = int(m["sizes"]["hidden_size"])
@@ -180,8 +184,12 @@ class ExportedModel:
         mask = np.arange(memory.shape[1])[None, :] < lens[:, None]  # (B, S)
         B = memory.shape[0]
         feed = np.zeros((B, self.hidden), np.float32)
+        attn = None
+        if self.location:  # uniform over the real steps, as s2s starts
+            attn = mask / np.maximum(mask.sum(axis=1, keepdims=True), 1)
+            attn = attn.astype(np.float32)
         return Memory(out["keys"], memory, mask), DecoderState(
-            out["h0"], out["c0"], feed
+            out["h0"], out["c0"], feed, attn
         )
 
     def encode_text(
@@ -214,8 +222,11 @@ class ExportedModel:
         feeds = self._feeds(tokens, state, mem)
         if self._has_k:
             feeds["k"] = np.array([1], np.int64)  # the least top-k work
-        logp, h, c, a = self.decoder.run(_STEP_OUT, feeds)
-        return logp, DecoderState(h, c, a)
+        logp, h, c, a, *w = self.decoder.run(self._outputs(_STEP_OUT), feeds)
+        return logp, DecoderState(h, c, a, w[0] if w else None)
+
+    def _outputs(self, names: list[str]) -> list[str]:
+        return names + ["attn_weights"] if self.location else names
 
     def _feeds(
         self, tokens: np.ndarray, state: DecoderState, mem: Memory
@@ -233,6 +244,8 @@ class ExportedModel:
         }
         if self.input_feed:
             feeds["feed"] = state.feed
+        if self.location:
+            feeds["attn_prev"] = state.attn
         return feeds
 
     def step_top(
@@ -243,5 +256,5 @@ class ExportedModel:
         first among equals), and the state. Needs `top_k_in_graph`."""
         feeds = self._feeds(tokens, state, mem)
         feeds["k"] = np.array([k], np.int64)
-        vals, ids, h, c, a = self.decoder.run(_TOP_OUT, feeds)
-        return vals, ids, DecoderState(h, c, a)
+        vals, ids, h, c, a, *w = self.decoder.run(self._outputs(_TOP_OUT), feeds)
+        return vals, ids, DecoderState(h, c, a, w[0] if w else None)

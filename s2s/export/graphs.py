@@ -188,9 +188,11 @@ def ctc_head(head: CTCHead) -> onnx.ModelProto:
 
 def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     """tokens int64 (N,), h, c (L, N, H), [feed (N, H) with input feeding],
-    keys (B, S, Q), memory (B, S, E), mask bool (B, S), k int64 (1,)
+    keys (B, S, Q), memory (B, S, E), mask bool (B, S), k int64 (1,),
+    [attn_prev (N, S) with location attention]
     -> log_probs (N, V), h, c, attn_out (N, H) (the next step's feed),
-    top_log_probs (N, k) and top_ids int64 (N, k)."""
+    top_log_probs (N, k), top_ids int64 (N, k), [attn_weights (N, S), the next
+    step's attn_prev]."""
     g = Graph()
     H, Q = decoder.hidden_size, att_size(decoder)
     E = decoder.combine.in_features - H  # the memory size
@@ -208,13 +210,23 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     shape = g.op("Concat", batch, g.const([-1, H], "shape", np.int64), axis=0)
     s3 = g.op("Reshape", s, shape)  # (B, k, H)
     att = decoder.attention
-    if att.kind == "mlp":
+    if att.kind in ("mlp", "location"):
         q = g.linear(s3, att.query_proj)  # (B, k, Q)
         ax1, ax2 = g.const([1], "ax"), g.const([2], "ax")
-        hidden = g.op(
-            "Tanh",
-            g.op("Add", g.op("Unsqueeze", "keys", ax1), g.op("Unsqueeze", q, ax2)),
-        )
+        energy = g.op("Add", g.op("Unsqueeze", "keys", ax1), g.op("Unsqueeze", q, ax2))
+        if att.kind == "location":  # + loc_proj(conv(previous weights))
+            conv = att.loc_conv
+            pad = conv.padding[0]
+            prev = g.op("Unsqueeze", "attn_prev", ax1)  # (N, 1, S)
+            f = g.op("Conv", prev, g.const(conv.weight, "conv"), pads=[pad, pad])
+            loc = g.linear(g.op("Transpose", f, perm=[0, 2, 1]), att.loc_proj)
+            steps = g.op(
+                "Slice", g.op("Shape", "keys"), g.const([1], "k"), g.const([2], "k2")
+            )
+            minus1, q_size = g.const([-1], "k", np.int64), g.const([Q], "k", np.int64)
+            shape4 = g.op("Concat", batch, minus1, steps, q_size, axis=0)
+            energy = g.op("Add", energy, g.op("Reshape", loc, shape4))  # (B, k, S, Q)
+        hidden = g.op("Tanh", energy)  # (B, k, S, Q)
         scores = g.op(
             "Squeeze", g.linear(hidden, att.v), g.const([3], "ax")
         )  # (B, k, S)
@@ -229,6 +241,9 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     a = g.op("Concat", context, s3, axis=-1)  # (B, k, E + H)
     a = g.op("Tanh", g.linear(a, decoder.combine))  # (B, k, H)
     a = g.op("Reshape", a, g.const([-1, H], "shape"))  # (N, H)
+    steps = g.op("Slice", g.op("Shape", "keys"), g.const([1], "k"), g.const([2], "k2"))
+    flat = g.op("Concat", g.const([-1], "shape", np.int64), steps, axis=0)
+    weights = g.op("Reshape", weights, flat)  # (N, S)
     y = a if decoder.out_proj is None else g.linear(a, decoder.out_proj)
     logp = g.op("LogSoftmax", g.linear(y, decoder.output), axis=-1)  # (N, V)
     V = decoder.output.out_features
@@ -247,18 +262,18 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
         ("mask", "bool", ["batch", "steps"]),
         ("k", "int64", [1]),
     ]
-    return g.model(
-        "decoder_step",
-        inputs,
-        [
-            (logp, "log_probs", "float", ["rows", V]),
-            (h, "h_out", "float", _STATE),
-            (c, "c_out", "float", _STATE),
-            (a, "attn_out", "float", ["rows", H]),
-            (top_v, "top_log_probs", "float", ["rows", "top"]),
-            (top_i, "top_ids", "int64", ["rows", "top"]),
-        ],
-    )
+    outputs = [
+        (logp, "log_probs", "float", ["rows", V]),
+        (h, "h_out", "float", _STATE),
+        (c, "c_out", "float", _STATE),
+        (a, "attn_out", "float", ["rows", H]),
+        (top_v, "top_log_probs", "float", ["rows", "top"]),
+        (top_i, "top_ids", "int64", ["rows", "top"]),
+    ]
+    if att.kind == "location":
+        inputs.append(("attn_prev", "float", ["rows", "steps"]))
+        outputs.append((weights, "attn_weights", "float", ["rows", "steps"]))
+    return g.model("decoder_step", inputs, outputs)
 
 
 def lm_step(lm: LSTMLM) -> onnx.ModelProto:

@@ -82,12 +82,15 @@ class DecoderState:
     h: torch.Tensor  # (L, B, H)
     c: torch.Tensor  # (L, B, H)
     feed: torch.Tensor  # (B, H) previous attentional vector (zeros without feeding)
+    attn: torch.Tensor | None = None  # (B, S) previous weights (location attention)
 
     def select(self, idx: torch.Tensor) -> DecoderState:
-        return DecoderState(self.h[:, idx], self.c[:, idx], self.feed[idx])
+        attn = None if self.attn is None else self.attn[idx]
+        return DecoderState(self.h[:, idx], self.c[:, idx], self.feed[idx], attn)
 
     def detach(self) -> DecoderState:
-        return DecoderState(self.h.detach(), self.c.detach(), self.feed.detach())
+        attn = None if self.attn is None else self.attn.detach()
+        return DecoderState(self.h.detach(), self.c.detach(), self.feed.detach(), attn)
 
 
 class AttentionDecoder(nn.Module):
@@ -99,12 +102,14 @@ class AttentionDecoder(nn.Module):
         hidden_size: H, decoder LSTM and attentional vector size.
         memory_size: E, encoder output size.
         num_layers: stacked LSTM layers.
-        attention: "dot", "general" or "mlp".
+        attention: "dot", "general", "mlp" or "location".
         input_feed: feed a_{t-1} into the LSTM input.
         dropout: on embeddings, between layers and on a_t.
         tie_embeddings: output layer shares the embedding matrix (a projection
             H -> emb_dim is added when they differ).
         padding_idx: the pad token id.
+        att_conv_channels, att_conv_width: location attention's convolution
+            (`Attention`).
     """
 
     def __init__(
@@ -119,6 +124,8 @@ class AttentionDecoder(nn.Module):
         dropout: float,
         tie_embeddings: bool,
         padding_idx: int = 0,
+        att_conv_channels: int = 10,
+        att_conv_width: int = 50,
     ):
         super().__init__()
         self.hidden_size, self.num_layers = hidden_size, num_layers
@@ -134,7 +141,9 @@ class AttentionDecoder(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.attention = Attention(attention, hidden_size, memory_size)
+        self.attention = Attention(
+            attention, hidden_size, memory_size, att_conv_channels, att_conv_width
+        )
         self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)
         out_dim = hidden_size
         self.out_proj = None
@@ -159,13 +168,17 @@ class AttentionDecoder(nn.Module):
         h, c = hc.view(B, 2, self.num_layers, self.hidden_size).permute(1, 2, 0, 3)
         feed = memory.new_zeros(B, self.hidden_size)
         mem = Memory(self.attention.project_keys(memory), memory, mask)
-        return mem, DecoderState(h.contiguous(), c.contiguous(), feed)
+        attn = None
+        if self.attention.uses_previous:
+            attn = self.attention.initial_weights(mask)
+        return mem, DecoderState(h.contiguous(), c.contiguous(), feed, attn)
 
     def _attend(
-        self, s: torch.Tensor, mem: Memory
+        self, s: torch.Tensor, mem: Memory, previous: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """s (B, T, H) -> attentional vectors a (B, T, H), weights (B, T, S)."""
-        context, weights = self.attention(s, mem.keys, mem.values, mem.mask)
+        """s (B, T, H), previous (B, T, S) weights (location attention) ->
+        attentional vectors a (B, T, H), weights (B, T, S)."""
+        context, weights = self.attention(s, mem.keys, mem.values, mem.mask, previous)
         a = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))  # (B, T, H)
         return a, weights
 
@@ -177,8 +190,17 @@ class AttentionDecoder(nn.Module):
         if not self.input_feed:
             x, h0, c0 = cpu_autocast_cast(x, state.h, state.c)
             s, (h, c) = self.lstm(x, (h0, c0))  # s: (B, T, H)
-            a, _ = self._attend(s, mem)
-            return a, DecoderState(h, c, a[:, -1])
+            if not self.attention.uses_previous:
+                a, _ = self._attend(s, mem)
+                return a, DecoderState(h, c, a[:, -1])
+            # Location attention: the LSTM ran at once, attention goes step by step.
+            prev, outs = state.attn, []
+            for t in range(s.size(1)):
+                a, w = self._attend(s[:, t : t + 1], mem, prev.unsqueeze(1))
+                prev = w[:, 0]
+                outs.append(a)
+            a = torch.cat(outs, dim=1)
+            return a, DecoderState(h, c, a[:, -1], prev)
         return self._forward_fed(x, state, mem)
 
     def _forward_fed(
@@ -191,14 +213,18 @@ class AttentionDecoder(nn.Module):
         """
         x_gates, weights = self.fed_cells(x)
         h, c, feed = list(state.h.unbind(0)), list(state.c.unbind(0)), state.feed
-        outs = []
+        prev, outs = state.attn, []
         for t in range(x.size(1)):
             top = self.fed_step(feed, h, c, x_gates[:, t], weights)  # (B, H)
-            a, _ = self._attend(top.unsqueeze(1), mem)  # (B, 1, H)
+            a, w = self._attend(  # (B, 1, H), (B, 1, S)
+                top.unsqueeze(1), mem, None if prev is None else prev.unsqueeze(1)
+            )
             feed = a[:, 0]
+            if prev is not None:
+                prev = w[:, 0]
             outs.append(a)
         return torch.cat(outs, dim=1), DecoderState(
-            torch.stack(h), torch.stack(c), feed
+            torch.stack(h), torch.stack(c), feed, prev
         )
 
     def fed_cells(
@@ -271,7 +297,11 @@ class AttentionDecoder(nn.Module):
         N, B = s.size(0), mem.values.size(0)
         if N % B:
             raise ValueError(f"{N} decoder rows for {B} memory rows")
-        a, weights = self._attend(s.view(B, N // B, -1), mem)  # (B, k, H), (B, k, S)
+        prev = None
+        if state.attn is not None:
+            prev = state.attn.view(B, N // B, -1)  # (B, k, S)
+        a, weights = self._attend(s.view(B, N // B, -1), mem, prev)  # (B, k, H|S)
         a, weights = a.reshape(N, -1), weights.reshape(N, -1)
         logp = torch.log_softmax(self.logits(a).float(), dim=-1)  # (N, V)
-        return logp, DecoderState(h, c, a), weights
+        attn = weights if state.attn is not None else None
+        return logp, DecoderState(h, c, a, attn), weights

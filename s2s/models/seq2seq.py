@@ -118,6 +118,8 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
             dropout=cfg.dropout,
             tie_embeddings=cfg.tie_embeddings,
             padding_idx=PAD,
+            att_conv_channels=cfg.att_conv_channels,
+            att_conv_width=cfg.att_conv_width,
         )
     if cfg.task == "translation":
         model = Seq2Seq(

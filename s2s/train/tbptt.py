@@ -61,7 +61,7 @@ def forward_backward(
     # them as separate leaves and let the final backward sum both.
     leaves = [_leaf(x) for x in roots]
     mem_l = Memory(leaves[0], leaves[1], mem.mask)
-    state = DecoderState(leaves[2], leaves[3], state0.feed)
+    state = DecoderState(leaves[2], leaves[3], state0.feed, state0.attn)
     total = 0.0
     for a in range(0, T, tbptt_steps):
         b = min(a + tbptt_steps, T)
