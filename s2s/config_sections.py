@@ -216,7 +216,11 @@ class TrainConfig:
         "WER and CER (ctc)",
     )
     valid_bleu_sents: int = _f(
-        500, "at most this many validation sentences (utterances) decoded", ge=1
+        0,
+        "at most this many validation sentences (utterances) decoded (0: all; a "
+        "few hundred sentences' BLEU can pick an earlier, worse checkpoint: "
+        "recipes/mt-de-en/RESULTS.md, 'Which checkpoint to keep')",
+        ge=0,
     )
     select_by: Literal["loss", "bleu", "wer", "cer"] = _f(
         "loss",
@@ -246,6 +250,12 @@ class TrainConfig:
         "the tensorboard package: pip install 's2s[tensorboard]')",
     )
     threads: int = _f(0, "CPU threads for torch (0: torch's default)", ge=0)
+
+    def decoded(self, available: int) -> int:
+        """How many of `available` validation items are decoded (valid_bleu_sents,
+        0: all)."""
+        n = self.valid_bleu_sents
+        return available if n == 0 else min(available, n)
 
 
 @dataclass

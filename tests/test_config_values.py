@@ -34,7 +34,7 @@ BAD = [
     ("train.device=banana", "train.device must be auto, cpu, cuda or cuda:N"),
     ("train.device=gpu", "got 'gpu'"),
     ("train.device=tpu", "got 'tpu'"),
-    ("train.valid_bleu_sents=0", "train.valid_bleu_sents must be >= 1, got 0"),
+    ("train.valid_bleu_sents=-1", "train.valid_bleu_sents must be >= 0, got -1"),
     ("decode.max_len_ratio=-1", r"decode.max_len_ratio must be in \[0, 1000\]"),
     ("decode.lenpen=-1e308", r"decode.lenpen must be in \[0, 10\], got -1e\+308"),
     ("decode.beam=0", "decode.beam must be >= 1, got 0"),
@@ -190,3 +190,11 @@ def test_config_show_says_what_each_key_takes():
     assert "# peak learning rate (AdamW) [float, > 0]" in text
     assert "[str: auto, cpu, cuda or cuda:N]" in text
     assert "[int, in [0, 4294967295]]" in text
+
+
+def test_valid_bleu_sents_zero_decodes_the_whole_validation_set():
+    from s2s.config import load_config
+
+    assert load_config(None, []).train.decoded(1421) == 1421  # the default: all
+    assert load_config(None, ["train.valid_bleu_sents=300"]).train.decoded(1421) == 300
+    assert load_config(None, ["train.valid_bleu_sents=300"]).train.decoded(177) == 177

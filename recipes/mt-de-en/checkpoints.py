@@ -41,6 +41,57 @@ def bleu(ckpt: Path, src: list[str], ref: list[str], beam: int, threads: int) ->
     return bleu_chrf(tr.translate(src), ref).bleu
 
 
+RULES = {
+    "best logged valid BLEU (training's best.pt)": ("valid_bleu_logged", max),
+    "best whole-valid greedy BLEU": ("valid_bleu_all", max),
+    "lowest valid loss": ("valid_loss", min),
+    "last step": (None, None),
+}
+
+
+def rule_table(scores: dict[str, dict], steps: list[str]) -> list[str]:
+    """TSV lines: what each rule keeps, and its test BLEU (beam 5), had training
+    stopped at each numbered checkpoint from the third on; at the last one, also
+    the best of steps and last-k averages by whole-valid BLEU."""
+    stops = steps[2:]
+    lines = ["rule\t" + "\t".join(f"stop at {n}" for n in stops)]
+    for rule, (key, pick) in RULES.items():
+        cells = []
+        for stop in stops:
+            seen = steps[: steps.index(stop) + 1]
+            keep = seen[-1] if key is None else pick(seen, key=lambda n: scores[n][key])
+            cells.append(f"{keep}: {scores[keep]['test_beam5']:.2f}")
+        lines.append(rule + "\t" + "\t".join(cells))
+    best = max(scores, key=lambda n: scores[n]["valid_bleu_all"])
+    lines.append(
+        "best whole-valid BLEU, steps and averages (last stop)\t"
+        + "\t" * (len(stops) - 1)
+        + f"{best}: {scores[best]['test_beam5']:.2f}"
+    )
+    oracle = [
+        max(steps[: steps.index(s) + 1], key=lambda n: scores[n]["test_beam5"])
+        for s in stops
+    ]
+    lines.append(
+        "(the best step on test)\t"
+        + "\t".join(f"{n}: {scores[n]['test_beam5']:.2f}" for n in oracle)
+    )
+    return lines
+
+
+def read_table(path: Path) -> tuple[dict[str, dict], list[str]]:
+    """The candidates' scores from a table this script wrote."""
+    lines = path.read_text("utf-8").split("\n\n")[0].splitlines()
+    keys = lines[0].split("\t")[1:]
+    scores = {}
+    for line in lines[1:]:
+        name, *vals = line.split("\t")
+        scores[name] = {
+            k: float(v) if v else None for k, v in zip(keys, vals, strict=True)
+        }
+    return scores, [n for n in scores if n.startswith("step ")]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="run directory (step-N.pt, metrics.jsonl)")
@@ -51,7 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, help="also write the table here (TSV)")
     ap.add_argument("--limit", type=int, help="only the first N lines (a smoke run)")
+    ap.add_argument(
+        "--rules-of",
+        type=Path,
+        metavar="TSV",
+        help="only print the rules' table of a table written by --out",
+    )
     args = ap.parse_args(argv)
+    if args.rules_of:
+        print("\n".join(rule_table(*read_table(args.rules_of))).replace("\t", " | "))
+        return 0
 
     def lines(split: str, lang: str) -> list[str]:
         return (
@@ -102,28 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         table.append("\t".join(row))
         print(" | ".join(row), flush=True)
 
-    steps_only = [n for n, _, r in cands if r]
-    rules = {
-        "best logged valid BLEU (training's best.pt)": max(
-            steps_only, key=lambda n: scores[n]["valid_bleu_logged"]
-        ),
-        "best whole-valid greedy BLEU": max(
-            steps_only, key=lambda n: scores[n]["valid_bleu_all"]
-        ),
-        "lowest valid loss": min(steps_only, key=lambda n: scores[n]["valid_loss"]),
-        "last step": steps_only[-1],
-        "best whole-valid BLEU, steps and averages": max(
-            scores, key=lambda n: scores[n]["valid_bleu_all"]
-        ),
-    }
-    table.append("")
-    table.append("rule\tkeeps\ttest_greedy\ttest_beam5")
-    print("\nrule | keeps | test greedy | test beam 5")
-    for rule, name in rules.items():
-        s = scores[name]
-        row = [rule, name, f"{s['test_greedy']:.2f}", f"{s['test_beam5']:.2f}"]
-        table.append("\t".join(row))
-        print(" | ".join(row))
+    table += ["", *rule_table(scores, [n for n, _, r in cands if r])]
+    print("\n" + "\n".join(table[table.index("") + 1 :]).replace("\t", " | "))
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()

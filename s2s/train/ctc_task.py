@@ -86,7 +86,7 @@ class CTCTask:
         self, model: nn.Module, device: torch.device, precision: str, autocast
     ) -> dict[str, float]:
         data, tc = self.data["valid"], self.cfg.train
-        n_decode = min(len(data), tc.valid_bleu_sents) if tc.valid_bleu else 0
+        n_decode = tc.decoded(len(data)) if tc.valid_bleu else 0
         loss_sum, units, num_inf = 0.0, 0, 0
         hyps: dict[int, list[int]] = {}
         for ids in self.batches("valid", shuffle=False):

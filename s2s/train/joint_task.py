@@ -58,7 +58,7 @@ class JointTask(CTCTask):
         self, model: SpeechJoint, device: torch.device, precision: str, autocast
     ) -> dict[str, float]:
         data, tc = self.data["valid"], self.cfg.train
-        n_decode = min(len(data), tc.valid_bleu_sents) if tc.valid_bleu else 0
+        n_decode = tc.decoded(len(data)) if tc.valid_bleu else 0
         sums = {"ctc": 0.0, "att": 0.0}
         units, num_inf = 0, 0
         att_hyps: dict[int, list[int]] = {}

@@ -100,7 +100,7 @@ class TranslationTask:
         result["valid_ppl"] = math.exp(min(result["valid_loss"], 50.0))
         refs = data.references()
         if tc.valid_bleu and refs:
-            n = min(len(refs), tc.valid_bleu_sents)
+            n = tc.decoded(len(refs))
             raw = data.directory / f"valid.raw.{data.meta['src']}"
             srcs = raw.read_text(encoding="utf-8").splitlines()[:n]
             dcfg = type(self.cfg.decode)(
