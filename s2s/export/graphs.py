@@ -215,14 +215,13 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
         ax1, ax2 = g.const([1], "ax"), g.const([2], "ax")
         energy = g.op("Add", g.op("Unsqueeze", "keys", ax1), g.op("Unsqueeze", q, ax2))
         if att.kind == "location":  # + loc_proj(conv(previous weights))
+            keys_shape = g.op("Shape", "keys")
+            steps = g.op("Slice", keys_shape, g.const([1], "k"), g.const([2], "k2"))
             conv = att.loc_conv
             pad = conv.padding[0]
             prev = g.op("Unsqueeze", "attn_prev", ax1)  # (N, 1, S)
             f = g.op("Conv", prev, g.const(conv.weight, "conv"), pads=[pad, pad])
             loc = g.linear(g.op("Transpose", f, perm=[0, 2, 1]), att.loc_proj)
-            steps = g.op(
-                "Slice", g.op("Shape", "keys"), g.const([1], "k"), g.const([2], "k2")
-            )
             minus1, q_size = g.const([-1], "k", np.int64), g.const([Q], "k", np.int64)
             shape4 = g.op("Concat", batch, minus1, steps, q_size, axis=0)
             energy = g.op("Add", energy, g.op("Reshape", loc, shape4))  # (B, k, S, Q)
@@ -241,9 +240,6 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
     a = g.op("Concat", context, s3, axis=-1)  # (B, k, E + H)
     a = g.op("Tanh", g.linear(a, decoder.combine))  # (B, k, H)
     a = g.op("Reshape", a, g.const([-1, H], "shape"))  # (N, H)
-    steps = g.op("Slice", g.op("Shape", "keys"), g.const([1], "k"), g.const([2], "k2"))
-    flat = g.op("Concat", g.const([-1], "shape", np.int64), steps, axis=0)
-    weights = g.op("Reshape", weights, flat)  # (N, S)
     y = a if decoder.out_proj is None else g.linear(a, decoder.out_proj)
     logp = g.op("LogSoftmax", g.linear(y, decoder.output), axis=-1)  # (N, V)
     V = decoder.output.out_features
@@ -270,7 +266,9 @@ def decoder_step(decoder: AttentionDecoder) -> onnx.ModelProto:
         (top_v, "top_log_probs", "float", ["rows", "top"]),
         (top_i, "top_ids", "int64", ["rows", "top"]),
     ]
-    if att.kind == "location":
+    if att.kind == "location":  # this step's weights are the next one's attn_prev
+        flat = g.op("Concat", g.const([-1], "shape", np.int64), steps, axis=0)
+        weights = g.op("Reshape", weights, flat)  # (N, S)
         inputs.append(("attn_prev", "float", ["rows", "steps"]))
         outputs.append((weights, "attn_weights", "float", ["rows", "steps"]))
     return g.model("decoder_step", inputs, outputs)
