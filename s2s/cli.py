@@ -155,12 +155,25 @@ plot_app.command("attention")(friendly(cli_inspect.plot_attention))
 def average(
     run: Annotated[Path, typer.Argument(help="Run directory with step-N.pt files")],
     out: Annotated[Path, typer.Option(help="Averaged checkpoint to write")],
-    last: Annotated[int, typer.Option(help="Average the last N checkpoints")] = 5,
+    last: Annotated[
+        int | None, typer.Option(help="Average the last N checkpoints [default: 5]")
+    ] = None,
+    best: Annotated[
+        int | None,
+        typer.Option(
+            help="Average the N checkpoints with the best validation scores "
+            "(train.select_by, from the run's metrics.jsonl) instead"
+        ),
+    ] = None,
 ) -> None:
-    """Average the parameters of the last N numbered checkpoints."""
+    """Average the parameters of the last N numbered checkpoints, or of the N best."""
     from s2s.train.average import average_checkpoints
 
-    used = average_checkpoints(run, out, last)
+    if last is not None and best is not None:
+        raise S2SError("give --last or --best, not both")
+    if best is not None and best < 1:
+        raise S2SError(f"--best must be >= 1, got {best}")
+    used = average_checkpoints(run, out, 5 if last is None else last, best or 0)
     typer.echo(f"averaged {', '.join(p.name for p in used)} into {out}", err=True)
 
 

@@ -321,6 +321,12 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
         )
+    if m.inter_ctc_weight and not (speech and m.enc_layers >= 2):
+        raise S2SError(
+            f"model.inter_ctc_weight reads the middle encoder layer of a ctc or joint "
+            f"model: it needs model.task=ctc or joint and model.enc_layers >= 2 (got "
+            f"{m.task}, {m.enc_layers})"
+        )
     if speech and t.bptt:
         raise S2SError(
             f"train.bptt (truncated BPTT) is for translation and lm; set it to 0 for "

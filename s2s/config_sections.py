@@ -116,6 +116,15 @@ class ModelConfig:
         ge=0,
         le=1,
     )
+    inter_ctc_weight: float = _f(
+        0.0,
+        "ctc, joint: intermediate CTC (Lee and Watanabe, 2021), a regulariser: the "
+        "CTC head also reads encoder layer enc_layers // 2 in training, and the CTC "
+        "loss is (1 - w) * last layer's + w * that layer's (no parameters added, "
+        "decoding unchanged; needs enc_layers >= 2)",
+        ge=0,
+        lt=1,
+    )
     num_mels: int = _f(
         80,
         "speech: log-mel bins per frame; must match `s2s prep speech --num-mels`",
@@ -203,6 +212,12 @@ class TrainConfig:
     device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N", **_DEVICE)
     seed: int = _f(
         1, "seed for initialisation, batch order and dropout", ge=0, le=2**32 - 1
+    )
+    init_from: str = _f(
+        "",
+        "a checkpoint whose weights a fresh run starts from wherever names and "
+        "shapes match, e.g. a CTC model's for a joint model's encoder and CTC head "
+        "(same vocabulary and features; --resume ignores it)",
     )
     deterministic: bool = _f(
         False,

@@ -146,3 +146,23 @@ def test_torchrun_with_more_processes_than_gpus_says_so(toy_bin, tmp_path):
     assert proc.returncode != 0
     assert "LOCAL_RANK=1 but this node has 1 CUDA devices" in proc.stderr
     assert "Traceback" not in proc.stderr.split("LOCAL_RANK=1")[0][-2000:]
+
+
+def test_the_tapped_encoder_on_cuda_matches_cpu():
+    """Intermediate CTC runs the fused layer-by-layer LSTM on the GPU too."""
+    from s2s.models.encoder import RNNEncoder
+
+    torch.manual_seed(0)
+    enc = RNNEncoder(10, 7, num_layers=2).eval()
+    x, lengths = torch.randn(3, 9, 10), torch.tensor([9, 4, 6])
+    with torch.no_grad():
+        cpu = enc.forward_tapped(x, lengths, 1)
+        gpu = enc.cuda().forward_tapped(x.cuda(), lengths, 1)
+    for a, b in zip(cpu, gpu, strict=True):
+        torch.testing.assert_close(a, b.cpu(), atol=1e-5, rtol=1e-5)
+
+
+def test_intermediate_ctc_training_on_cuda(tone_bin, tmp_path):
+    sets = ["model.enc_layers=2", "model.inter_ctc_weight=0.3"]
+    _train(tone_bin, tmp_path / "ctc", 20, sets, tiny=TINY_CTC)
+    assert all(torch.isfinite(torch.tensor(_losses(tmp_path / "ctc"))))

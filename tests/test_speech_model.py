@@ -6,6 +6,7 @@ import torch
 
 from s2s.config import ModelConfig, load_config
 from s2s.errors import S2SError
+from s2s.models.ctc import ctc_loss
 from s2s.models.encoder import RNNEncoder
 from s2s.models.seq2seq import build_model
 from s2s.models.speech import SpeechCTC
@@ -103,10 +104,80 @@ def test_impossible_targets_are_counted():
     assert num_inf.item() == 1 and torch.isfinite(loss)
 
 
+def test_the_tapped_layer_is_the_shallower_encoders_output():
+    """fused_bilstm's tap k equals a k-layer encoder with the same weights (the
+    packed path); the last layer's outputs are forward's."""
+    torch.manual_seed(0)
+    deep = RNNEncoder(10, 7, num_layers=3).eval()
+    shallow = RNNEncoder(10, 7, num_layers=1).eval()
+    shallow.lstm.load_state_dict(
+        {
+            k: v
+            for k, v in deep.lstm.state_dict().items()
+            if k.endswith(("_l0", "_l0_reverse"))
+        }
+    )
+    x, lengths = torch.randn(3, 9, 10), torch.tensor([9, 4, 6])
+    with torch.no_grad():
+        out, _, final, mid = deep.forward_tapped(x, lengths, 1)
+        ref_out, _, ref_final = deep(x, lengths)
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            x, lengths, batch_first=True, enforce_sorted=False
+        )
+        one, _ = shallow.lstm(packed)
+        one, _ = torch.nn.utils.rnn.pad_packed_sequence(one, batch_first=True)
+    torch.testing.assert_close(mid, one, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(out, ref_out, atol=0, rtol=0)
+    torch.testing.assert_close(final, ref_final, atol=0, rtol=0)
+    with pytest.raises(ValueError):
+        deep.forward_tapped(x, lengths, 3)
+
+
+def test_intermediate_ctc_mixes_the_middle_layers_loss_in_training():
+    w = 0.3
+    model = _model("stack", inter_ctc_weight=w, specaugment=False).train()
+    plain = _model("stack", specaugment=False).train()  # the same weights (seed)
+    assert model.inter_layer == 1
+    feats, lengths = torch.randn(2, 24, F), torch.tensor([24, 17])
+    targets, target_lengths = torch.tensor([[4, 5, 6], [7, 8, 0]]), torch.tensor([3, 2])
+    loss, num_inf = model.loss(feats, lengths, targets, target_lengths)
+    last, _ = plain.loss(feats, lengths, targets, target_lengths)
+    # the middle layer through the same head, by hand
+    x, x_lengths = model.subsampler(feats, lengths)
+    _, _, _, mid = model.encoder.forward_tapped(x, x_lengths, 1)
+    mid_loss, _ = ctc_loss(
+        model.head(mid), x_lengths, targets, target_lengths, model.blank
+    )
+    torch.testing.assert_close(loss, (1 - w) * last + w * mid_loss)
+    assert num_inf.item() == 0
+    # the middle layer's loss reaches the first layer's weights, and only in
+    # training: evaluation's loss is the last layer's alone
+    loss.backward()
+    last.backward()
+    g, g_plain = (m.encoder.lstm.weight_ih_l0.grad for m in (model, plain))
+    assert not torch.allclose(g, g_plain)
+    model.eval(), plain.eval()
+    with torch.no_grad():
+        e, _ = model.loss(feats, lengths, targets, target_lengths)
+        e_plain, _ = plain.loss(feats, lengths, targets, target_lengths)
+    torch.testing.assert_close(e, e_plain, atol=0, rtol=0)
+
+
+def test_a_joint_model_with_intermediate_ctc_trains(tone_bin, tmp_path):
+    from conftest import TINY_CTC
+    from s2s.train.trainer import Trainer
+
+    sets = [*TINY_CTC, "model.task=joint", "model.hidden_size=32"]
+    sets += ["model.enc_layers=2", "model.inter_ctc_weight=0.3", "train.max_steps=3"]
+    Trainer(load_config(None, sets), tone_bin, tmp_path / "run").run()
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
         ("train.bptt=4", "is for translation and lm; set it to 0"),
+        ("model.inter_ctc_weight=1", r"model.inter_ctc_weight must be in \[0, 1\)"),
         ("train.select_by=bleu", "select_by=bleu needs model.task=translation"),
         ("model.freq_masks=-1", "model.freq_masks must be >= 0"),
     ],
@@ -114,3 +185,12 @@ def test_impossible_targets_are_counted():
 def test_ctc_config_checks(override, message):
     with pytest.raises(S2SError, match=message):
         load_config(None, ["model.task=ctc", override])
+
+
+@pytest.mark.parametrize(
+    "task, layers", [("ctc", 1), ("joint", 1), ("translation", 2), ("lm", 2)]
+)
+def test_intermediate_ctc_needs_a_speech_model_with_a_middle(task, layers):
+    sets = [f"model.task={task}", f"model.enc_layers={layers}"]
+    with pytest.raises(S2SError, match="needs model.task=ctc or joint and model.enc"):
+        load_config(None, [*sets, "model.inter_ctc_weight=0.3"])

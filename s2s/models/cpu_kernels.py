@@ -45,32 +45,42 @@ def fused_bilstm_available(lstm: nn.Module) -> bool:
 
 
 def fused_bilstm(
-    lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor, training: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """A bidirectional, batch-first `nn.LSTM` over padded steps on the CPU.
+    lstm: nn.LSTM,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    training: bool,
+    tap: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A bidirectional, batch-first `nn.LSTM` over padded steps.
 
-    x (B, S, F), lengths (B,) on the CPU -> outputs (B, S, 2H), zero past each
-    length, and the last layer's final h (B, 2H), equal to the packed path's: one
-    fused call per layer and direction, nn.LSTM's own weights and its dropout
-    between layers.
+    x (B, S, F), lengths (B,) -> outputs (B, S, 2H), zero past each length, the
+    last layer's final h (B, 2H), equal to the packed path's, and with `tap` = k
+    > 0 the outputs of layer k (B, S, 2H), also zero past each length (else None):
+    one fused call per layer and direction, nn.LSTM's own weights and its dropout
+    between layers. Made for the CPU; it runs on a GPU too (intermediate CTC's
+    `tap` needs it there).
     """
     B, S, _ = x.shape
     H = lstm.hidden_size
-    steps = torch.arange(S)
+    lengths = lengths.to(x.device)
+    steps = torch.arange(S, device=x.device)
     real = steps < lengths[:, None]  # (B, S)
     # Row of x.view(B*S, F) that step t of reversed sequence b reads: its real
     # steps backwards, then its padding where it is.
     rev = torch.where(real, lengths[:, None] - 1 - steps, steps)
-    rev = (rev + S * torch.arange(B)[:, None]).view(-1)
+    rev = (rev + S * torch.arange(B, device=x.device)[:, None]).view(-1)
 
     def flip(t: torch.Tensor) -> torch.Tensor:  # (B, S, n) -> the same, reversed
         return t.reshape(B * S, -1).index_select(0, rev).view(B, S, -1)
 
     n = len(lstm._flat_weights) // (2 * lstm.num_layers)  # tensors per direction
     h0 = x.new_zeros(1, B, H)
-    last = (torch.arange(B), lengths - 1)
-    inp = x
+    last = (torch.arange(B, device=x.device), lengths - 1)
+    mask = real[..., None]
+    inp, tapped = x, None
     for layer in range(lstm.num_layers):
+        if layer == tap and layer > 0:
+            tapped = inp * mask.to(inp.dtype)
         if layer > 0:
             inp = dropout(inp, lstm.dropout, training)
         outs = []
@@ -83,4 +93,4 @@ def fused_bilstm(
         fwd, bwd = outs
         inp = torch.cat([fwd, flip(bwd)], dim=-1)  # (B, S, 2H)
     final = torch.cat([fwd[last], bwd[last]], dim=-1)  # (B, 2H)
-    return inp * real[..., None].to(inp.dtype), final
+    return inp * mask.to(inp.dtype), final, tapped

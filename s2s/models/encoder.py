@@ -67,7 +67,7 @@ class RNNEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         (x,) = cpu_autocast_cast(self.dropout(x))  # (B, S, F)
         if x.device.type == "cpu" and fused_bilstm_available(self.lstm):
-            out, final = fused_bilstm(self.lstm, x, lengths.cpu(), self.training)
+            out, final, _ = fused_bilstm(self.lstm, x, lengths.cpu(), self.training)
             return out, lengths, final
         # cuDNN, and the int8 LSTM of decoding (no weights to hand to oneDNN)
         packed = pack_padded_sequence(
@@ -76,3 +76,17 @@ class RNNEncoder(nn.Module):
         out, (h, _) = self.lstm(packed)  # h: (layers * 2, B, H)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.size(1))
         return out, lengths, torch.cat([h[-2], h[-1]], dim=-1)
+
+    def forward_tapped(
+        self, x: torch.Tensor, lengths: torch.Tensor, layer: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward`'s outputs, lengths and final state, and the outputs of layer
+        `layer` (1 <= layer < num_layers), (B, S, 2H): for intermediate CTC. Always
+        the fused path (on a GPU too: cuDNN's multi-layer call has no middle)."""
+        if not 1 <= layer < self.lstm.num_layers:
+            raise ValueError(f"layer {layer} of {self.lstm.num_layers}")
+        if not fused_bilstm_available(self.lstm):
+            raise ValueError("intermediate outputs need torch's fused LSTM call")
+        (x,) = cpu_autocast_cast(self.dropout(x))  # (B, S, F)
+        out, final, mid = fused_bilstm(self.lstm, x, lengths, self.training, layer)
+        return out, lengths, final, mid

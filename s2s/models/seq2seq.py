@@ -150,6 +150,7 @@ def build_model(cfg: ModelConfig, src_vocab: int, tgt_vocab: int) -> nn.Module:
         encoder=encoder,
         head=CTCHead(encoder.output_size, tgt_vocab, blank=PAD),
         dropout=cfg.dropout,
+        inter_ctc_weight=cfg.inter_ctc_weight,
     )
     if cfg.task == "ctc":
         model = SpeechCTC(**speech)

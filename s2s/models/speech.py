@@ -35,6 +35,10 @@ class SpeechCTC(nn.Module):
         encoder: (B, T', D) -> (B, T', E).
         head: (B, T', E) -> (B, T', V) log-probabilities.
         dropout: on the encoder outputs, before the head.
+        inter_ctc_weight: w of intermediate CTC (Lee and Watanabe, 2021): in
+            training the head also reads the outputs of encoder layer
+            num_layers // 2, and the CTC loss is (1 - w) * the last layer's + w *
+            that layer's. 0: off. Inference never reads that layer.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class SpeechCTC(nn.Module):
         encoder: RNNEncoder,
         head: CTCHead,
         dropout: float = 0.0,
+        inter_ctc_weight: float = 0.0,
     ):
         super().__init__()
         self.specaugment = specaugment
@@ -51,6 +56,12 @@ class SpeechCTC(nn.Module):
         self.encoder = encoder
         self.dropout = Dropout(dropout)
         self.head = head
+        self.inter_ctc_weight = inter_ctc_weight
+
+    @property
+    def inter_layer(self) -> int:
+        """The encoder layer intermediate CTC reads (counted from 1)."""
+        return self.encoder.lstm.num_layers // 2
 
     @property
     def blank(self) -> int:
@@ -67,6 +78,42 @@ class SpeechCTC(nn.Module):
         x, lengths, h = self.encoder(x, lengths.cpu())  # (B, T', E)
         return x, lengths, h
 
+    def _training_encoder(
+        self, feats: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """`encoder_outputs` plus, with intermediate CTC in training, the outputs of
+        the encoder layer it reads (B, T', E); else None."""
+        if not (self.training and self.inter_ctc_weight > 0):
+            return (*self.encoder_outputs(feats, lengths), None)
+        if self.specaugment is not None:
+            feats, lengths = self.specaugment(feats, lengths)  # (B, T, F)
+        x, lengths = self.subsampler(feats, lengths)  # (B, T', D)
+        return self.encoder.forward_tapped(x, lengths.cpu(), self.inter_layer)
+
+    def _ctc(
+        self,
+        x: torch.Tensor,
+        mid: torch.Tensor | None,
+        lengths: torch.Tensor,
+        targets: torch.Tensor,
+        target_lengths: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The summed CTC loss over encoder outputs x (B, T', E), mixed with
+        intermediate CTC over mid when given, and the count of utterances CTC
+        cannot align (both layers have the same lengths, so the same count)."""
+        log_probs = self.head(self.dropout(x))  # (B, T', V)
+        loss, num_inf = ctc_loss(
+            log_probs, lengths, targets, target_lengths, self.blank
+        )
+        if mid is not None:
+            mid_probs = self.head(self.dropout(mid))  # (B, T', V)
+            mid_loss, _ = ctc_loss(
+                mid_probs, lengths, targets, target_lengths, self.blank
+            )
+            w = self.inter_ctc_weight
+            loss = (1.0 - w) * loss + w * mid_loss
+        return loss, num_inf
+
     def forward(
         self, feats: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,10 +128,11 @@ class SpeechCTC(nn.Module):
         targets: torch.Tensor,
         target_lengths: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed CTC loss of the batch and the number of utterances whose loss was
-        infinite (left out of the sum and the gradient; see `ctc_loss`)."""
-        log_probs, out_lengths = self(feats, lengths)
-        return ctc_loss(log_probs, out_lengths, targets, target_lengths, self.blank)
+        """Summed CTC loss of the batch (with intermediate CTC mixed in, in
+        training) and the number of utterances whose loss was infinite (left out
+        of the sum and the gradient; see `ctc_loss`)."""
+        x, out_lengths, _, mid = self._training_encoder(feats, lengths)
+        return self._ctc(x, mid, out_lengths, targets, target_lengths)
 
 
 def decoder_targets(
@@ -104,7 +152,7 @@ class JointLoss:
     """Summed losses of a batch; `total` is what training minimises."""
 
     total: torch.Tensor  # () ctc_weight * ctc + (1 - ctc_weight) * attention
-    ctc: torch.Tensor  # () summed CTC negative log-likelihoods
+    ctc: torch.Tensor  # () summed CTC negative log-likelihoods (intermediate mixed in)
     attention: torch.Tensor  # () summed label-smoothed cross-entropy, EOS included
     num_inf: torch.Tensor  # () utterances CTC cannot align (left out of `ctc`)
 
@@ -121,9 +169,9 @@ class SpeechJoint(SpeechCTC):
         decoder: an `AttentionDecoder` with memory size E.
         ctc_weight: the weight of CTC in `loss`; attention gets 1 - ctc_weight.
         label_smoothing: of the attention cross-entropy.
-        specaugment, subsampler, encoder, head, dropout: as for `SpeechCTC`; the
-            decoder attends over the encoder outputs without that dropout (as in
-            translation; it has its own).
+        specaugment, subsampler, encoder, head, dropout, inter_ctc_weight: as for
+            `SpeechCTC`; the decoder attends over the encoder outputs without that
+            dropout (as in translation; it has its own).
     """
 
     def __init__(
@@ -136,8 +184,11 @@ class SpeechJoint(SpeechCTC):
         ctc_weight: float,
         label_smoothing: float = 0.0,
         dropout: float = 0.0,
+        inter_ctc_weight: float = 0.0,
     ):
-        super().__init__(specaugment, subsampler, encoder, head, dropout)
+        super().__init__(
+            specaugment, subsampler, encoder, head, dropout, inter_ctc_weight
+        )
         self.decoder = decoder
         self.ctc_weight = ctc_weight
         self.label_smoothing = label_smoothing
@@ -166,10 +217,9 @@ class SpeechJoint(SpeechCTC):
         target_lengths: torch.Tensor,
     ) -> JointLoss:
         """targets (B, U) without BOS/EOS, PAD-padded; target_lengths (B,)."""
-        log_probs, out_lengths, mem, state = self.encode_both(feats, lengths)
-        ctc, num_inf = ctc_loss(
-            log_probs, out_lengths, targets, target_lengths, self.blank
-        )
+        x, out_lengths, final, mid = self._training_encoder(feats, lengths)
+        mem, state = self.decoder.prepare(x, out_lengths, final)
+        ctc, num_inf = self._ctc(x, mid, out_lengths, targets, target_lengths)
         tgt_in, tgt_out = decoder_targets(targets, target_lengths)
         a, _ = self.decoder(tgt_in, state, mem)  # (B, U + 1, H)
         att = output_loss(self.decoder, a, tgt_out, self.label_smoothing)

@@ -58,6 +58,7 @@ LAUNCH_KEYS = frozenset(
         "train.save_every",
         "train.keep_last",
         "train.log_every",
+        "train.init_from",  # read by a fresh run only
     }
 )
 # May differ too, but then the continuation is not bit-for-bit the run that was

@@ -38,6 +38,7 @@ from s2s.train.distributed import (
     seed_rank,
     shard,
 )
+from s2s.train.init_from import init_from_checkpoint
 from s2s.train.lock import unlock_run_dir
 from s2s.train.progress import Report
 from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
@@ -98,6 +99,12 @@ class Trainer(Checkpointing):
         random.seed(self.tc.seed)
         self.model = self.task.build_model()
         self.model.to(self.device)
+        started = ""  # what train.init_from copied, for the log
+        if self.tc.init_from and not (self.out / "last.pt").exists():
+            extras = self.task.checkpoint_extras()
+            started = init_from_checkpoint(
+                self.model, self.tc.init_from, extras, data_dir
+            )
         if self.dist.enabled:
             self.dist.broadcast_parameters(self.model)
             seed_rank(self.tc.seed, self.dist.rank)
@@ -130,6 +137,8 @@ class Trainer(Checkpointing):
             self.dist.main_only(lambda: self._start_over(resume))
         if self.dist.is_main:
             self.console.attach(self.out / "train.log")
+        if started:
+            self.console.print(started)
         if exists:
             self._resume(last)
         self.report: Report | None = None
