@@ -72,11 +72,18 @@ class SpeechCTC(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """feats (B, T, F), lengths (B,) -> outputs (B, T', E), lengths (B,) and the
         encoder's final state (B, E)."""
-        if self.specaugment is not None:
-            feats, lengths = self.specaugment(feats, lengths)  # (B, T, F)
-        x, lengths = self.subsampler(feats, lengths)  # (B, T', D)
+        x, lengths = self._frames(feats, lengths)  # (B, T', D)
         x, lengths, h = self.encoder(x, lengths.cpu())  # (B, T', E)
         return x, lengths, h
+
+    def _frames(
+        self, feats: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (B, T, F) -> SpecAugment (training only) and subsampling ->
+        (B, T', D), lengths (B,): what the encoder reads."""
+        if self.specaugment is not None:
+            feats, lengths = self.specaugment(feats, lengths)  # (B, T, F)
+        return self.subsampler(feats, lengths)  # (B, T', D)
 
     def _training_encoder(
         self, feats: torch.Tensor, lengths: torch.Tensor
@@ -85,9 +92,7 @@ class SpeechCTC(nn.Module):
         the encoder layer it reads (B, T', E); else None."""
         if not (self.training and self.inter_ctc_weight > 0):
             return (*self.encoder_outputs(feats, lengths), None)
-        if self.specaugment is not None:
-            feats, lengths = self.specaugment(feats, lengths)  # (B, T, F)
-        x, lengths = self.subsampler(feats, lengths)  # (B, T', D)
+        x, lengths = self._frames(feats, lengths)  # (B, T', D)
         return self.encoder.forward_tapped(x, lengths.cpu(), self.inter_layer)
 
     def _ctc(

@@ -13,21 +13,20 @@ import torch
 
 from s2s.checkpoint import load_checkpoint, numbered_checkpoints, save_checkpoint
 from s2s.errors import S2SError
+from s2s.train.state import selection_score
 
 __all__ = ["average_checkpoints", "best_checkpoints", "validation_scores"]
 
 
 def validation_scores(run: Path, select_by: str) -> dict[int, float]:
-    """step -> the validation score training selected best.pt by
-    (`train.select_by`, lower is better: BLEU negated; the loss where a record lacks
-    the metric, as training does), from `run`/metrics.jsonl. A validation repeated
+    """step -> the validation score training ranks best.pt by (`selection_score`),
+    from `run`/metrics.jsonl. A validation repeated
     at a step (a resumed run) counts its newest record."""
     path = run / "metrics.jsonl"
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as e:
         raise S2SError(f"{path}: cannot read the run's log ({e.strerror})") from None
-    key = f"valid_{select_by}"
     scores: dict[int, float] = {}
     for line in lines:
         try:
@@ -36,9 +35,7 @@ def validation_scores(run: Path, select_by: str) -> dict[int, float]:
             continue  # the end of a line a killed run did not finish
         if not isinstance(record, dict) or "valid_loss" not in record:
             continue
-        score = record.get(key, record["valid_loss"])
-        if key == "valid_bleu" and key in record:
-            score = -score
+        score = selection_score(record, select_by)
         if isinstance(score, (int, float)) and math.isfinite(score):
             scores[int(record["step"])] = float(score)
     return scores

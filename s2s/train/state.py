@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["RunState"]
+__all__ = ["RunState", "selection_score"]
+
+
+def selection_score(result: dict, select_by: str) -> float:
+    """The number a validation result (`valid_loss`, `valid_bleu`, ...) is ranked by
+    for best.pt and `s2s average --best`, lower is better: `valid_<select_by>`, BLEU
+    negated; the loss where the result lacks that number."""
+    key = f"valid_{select_by}"
+    if key not in result:
+        return result["valid_loss"]
+    return -result[key] if key == "valid_bleu" else result[key]
 
 
 @dataclass

@@ -45,7 +45,7 @@ from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.saving import Checkpointing
 from s2s.train.schedule import LRSchedule
 from s2s.train.sizing import check_model_fits
-from s2s.train.state import RunState
+from s2s.train.state import RunState, selection_score
 from s2s.train.stopping import StopRules, minutes_since
 from s2s.train.task_loading import load_task
 
@@ -243,11 +243,7 @@ class Trainer(Checkpointing):
                 "time": round(time.time(), 1),
             }
         )
-        # Lower is better: BLEU counts negated; without the number, the loss.
-        key = f"valid_{tc.select_by}"
-        score = result.get(key, result["valid_loss"])
-        if key == "valid_bleu" and key in result:
-            score = -score
+        score = selection_score(result, tc.select_by)  # lower is better
         self._check_finite("them")  # as best.pt or later as last.pt
         self.schedule.on_validation(result["valid_loss"])
         # A NaN score is never an improvement (nor would it compare as one later).
