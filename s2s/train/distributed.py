@@ -180,10 +180,26 @@ class Distributed:
             dist.broadcast(t, src=0)
 
 
+_EXIT_BARRIER = timedelta(seconds=60)
+
+
 def shutdown() -> None:
-    """Leave the process group, if this process joined one."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group, if this process joined one (at exit).
+
+    With gloo the ranks first meet at a barrier: a rank that tore its connections
+    down while another still had a message in flight to it aborted at exit now and
+    then ("terminate called without an active exception", exit status -6, after a
+    finished run). The barrier is bounded: a rank whose peers died or failed alone
+    waits at most _EXIT_BARRIER before it leaves anyway.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo":
+        try:
+            dist.monitored_barrier(timeout=_EXIT_BARRIER)
+        except RuntimeError:
+            pass  # a peer is gone: nothing is in flight to wait for
+    dist.destroy_process_group()
 
 
 def seed_rank(seed: int, rank: int) -> None:
