@@ -142,6 +142,20 @@ def transcribe(
     threads: ThreadsOption = 0,
     lm: LMOption = None,
     lm_weight: LMWeightOption = None,
+    lexicon: Annotated[
+        Path | None,
+        typer.Option(
+            help="Word list (whitespace-separated words) of a character model: "
+            "each word not in it costs --lexicon-weight"
+        ),
+    ] = None,
+    lexicon_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="Cost of a word not in --lexicon (needed with it; choose it on a "
+            "validation set)"
+        ),
+    ] = None,
 ) -> None:
     """Transcribe audio with a speech checkpoint: id, tab, text per file."""
     from s2s.decode.run import transcribe_files
@@ -163,6 +177,8 @@ def transcribe(
         threads=threads,
         lm=lm,
         lm_weight=lm_weight,
+        lexicon=lexicon,
+        lexicon_weight=lexicon_weight,
     )
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # torch is imported inside the methods: `import s2s` stays li
 
     from s2s.config import Config, DecodeConfig
     from s2s.data.vocab import Vocab
+    from s2s.decode.lexicon import Lexicon
     from s2s.models.lm import LSTMLM
 
 __all__ = ["Translator", "Transcriber"]
@@ -78,6 +79,23 @@ def _decode_options(cfg: Config, options: dict[str, Any]) -> DecodeConfig:
     ).decode
 
 
+def _weighted(option: str, what: str, given: object, weight: float | None) -> bool:
+    """Whether `--{option}` is given, with its `--{option}-weight` (no default: the
+    best one depends on the models, e.g. recipes/lm-en/RESULTS.md measured 0 for
+    its pair, so it is chosen on a validation set)."""
+    if given is None:
+        if weight is not None:
+            raise S2SError(f"--{option}-weight needs --{option} ({what})")
+        return False
+    if weight is None:
+        raise S2SError(
+            f"--{option} needs --{option}-weight (choose it on a validation set)"
+        )
+    if weight < 0:
+        raise S2SError(f"--{option}-weight must be >= 0, got {weight}")
+    return True
+
+
 def _fusion_lm(
     lm: str | Path | None,
     lm_weight: float | None,
@@ -85,20 +103,23 @@ def _fusion_lm(
     device: torch.device,
     checkpoint: str | Path,
 ) -> tuple[LSTMLM | None, float]:
-    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`. The weight
-    has no default: the best one depends on both models (recipes/lm-en/RESULTS.md
-    measured 0 for its pair), so it is chosen on a validation set."""
+    """(LM, weight) for shallow fusion, or (None, 0.0) without `--lm`."""
     from s2s.decode.fusion import load_lm
 
-    if lm is None:
-        if lm_weight is not None:
-            raise S2SError("--lm-weight needs --lm (a language model checkpoint)")
+    if not _weighted("lm", "a language model checkpoint", lm, lm_weight):
         return None, 0.0
-    if lm_weight is None:
-        raise S2SError("--lm needs --lm-weight (choose it on a validation set)")
-    if lm_weight < 0:
-        raise S2SError(f"--lm-weight must be >= 0, got {lm_weight}")
     return load_lm(lm, vocab, device, model_path=checkpoint), lm_weight
+
+
+def _lexicon(
+    path: str | Path | None, weight: float | None, vocab: Vocab
+) -> tuple[Lexicon | None, float]:
+    """(word list, weight) for `--lexicon`, or (None, 0.0) without it."""
+    from s2s.decode.lexicon import load_lexicon
+
+    if not _weighted("lexicon", "a word list", path, weight):
+        return None, 0.0
+    return load_lexicon(path, vocab), weight
 
 
 class Translator:
@@ -228,6 +249,8 @@ class Transcriber:
         threads: int = 0,
         lm: str | Path | None = None,
         lm_weight: float | None = None,
+        lexicon: str | Path | None = None,
+        lexicon_weight: float | None = None,
     ):
         from s2s.checkpoint import load_speech_model
         from s2s.decode.transcribe import Transcriber as Search
@@ -256,10 +279,23 @@ class Transcriber:
         dcfg = _decode_options(cfg, options)
         self.lm, self.lm_weight = lm, lm_weight
         lm_model, weight = _fusion_lm(lm, lm_weight, vocab, self.device, checkpoint)
+        words, word_weight = _lexicon(lexicon, lexicon_weight, vocab)
+        self.lexicon: Lexicon | None = words
+        self.lexicon_weight = word_weight
         self.config: DecodeConfig = dcfg
         self.features = features
         self.search = Search(
-            model, vocab, features, cmvn, dcfg, self.device, precision, lm_model, weight
+            model,
+            vocab,
+            features,
+            cmvn,
+            dcfg,
+            self.device,
+            precision,
+            lm_model,
+            weight,
+            words,
+            word_weight,
         )
 
     @property

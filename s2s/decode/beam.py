@@ -33,6 +33,7 @@ from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
 __all__ = [
     "Hypothesis",
     "Scorer",
+    "ScorerSum",
     "DecoderScorer",
     "GNMTPenalty",
     "LengthBonus",
@@ -81,6 +82,42 @@ def select_rows(state: Any, index: torch.Tensor) -> Any:
     if isinstance(state, list | tuple):
         return type(state)(select_rows(v, index) for v in state)
     raise TypeError(f"unsupported scorer state type {type(state).__name__}")
+
+
+class ScorerSum:
+    """Several scorers as one `Scorer` (CTC prefix beam search takes one): the
+    sum of their scores, and of the `final`s of those that have one; the state is
+    the tuple of theirs."""
+
+    def __init__(self, scorers: list[Scorer]):
+        self.scorers = list(scorers)
+
+    def init_state(self, batch_size: int, device: torch.device) -> tuple:
+        return tuple(s.init_state(batch_size, device) for s in self.scorers)
+
+    def score(self, state: tuple, tokens: torch.Tensor) -> torch.Tensor:
+        return _summed(self.scorers, list(state), tokens)
+
+    def advance(self, state: tuple, tokens: torch.Tensor) -> tuple:
+        return tuple(
+            s.advance(st, tokens) for s, st in zip(self.scorers, state, strict=True)
+        )
+
+    def final(self, state: tuple) -> torch.Tensor:
+        pairs = zip(self.scorers, state, strict=True)
+        finals = [s.final(st).float() for s, st in pairs if hasattr(s, "final")]
+        if not finals:
+            first = _first_tensor(state)
+            return torch.zeros(first.size(0), device=first.device)
+        return sum(finals[1:], finals[0])
+
+
+def _first_tensor(state: Any) -> torch.Tensor:
+    """The first tensor of a state (a tensor, dict, tuple or list of them)."""
+    if isinstance(state, torch.Tensor):
+        return state
+    parts = state.values() if isinstance(state, dict) else state
+    return next(_first_tensor(p) for p in parts if p is not None)
 
 
 def _all_tokens(state_rows: int, V: int, device: torch.device) -> torch.Tensor:

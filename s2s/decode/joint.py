@@ -16,12 +16,19 @@ Shapes: B utterances, T frames (encoder steps), V vocabulary, K beam.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from s2s.data.vocab import PAD
-from s2s.decode.beam import DecoderScorer, Hypothesis, LengthBonus, beam_search
+from s2s.decode.beam import (
+    DecoderScorer,
+    Hypothesis,
+    LengthBonus,
+    Scorer,
+    beam_search,
+)
 from s2s.decode.ctc_prefix import CTCPrefixScorer
 from s2s.decode.fusion import LMScorer
 from s2s.models.decoder import AttentionDecoder, DecoderState, Memory
@@ -45,6 +52,7 @@ def joint_beam_search(
     lm_weight: float = 0.0,
     blank: int = PAD,
     end_margin: float = 10.0,
+    fusion: Sequence[Scorer] = (),
 ) -> list[list[Hypothesis]]:
     """Joint CTC/attention beam search over a batch of utterances.
 
@@ -66,6 +74,8 @@ def joint_beam_search(
             `lm.step(tokens (N,), state) -> (log_probs (N, V), state)`.
         lm_weight: its weight (0: not called).
         end_margin: end detection, see below.
+        fusion: further scorers whose scores every hypothesis adds (e.g. the
+            word list of `s2s.decode.lexicon.LexiconScorer`).
 
     Every step takes the best 2K extensions of each utterance: the EOS ones among
     the first K finish, the best K others go on. An utterance is done when its
@@ -87,6 +97,7 @@ def joint_beam_search(
         scorers.append(DecoderScorer(decoder, mem, state, weight=1.0 - lam))
     if lm is not None and lm_weight != 0:
         scorers.append(LMScorer(lm, lm_weight))
+    scorers += fusion
     ctc = CTCPrefixScorer(log_probs, lengths, blank, lam) if lam > 0 else None
     return beam_search(
         scorers,

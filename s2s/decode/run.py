@@ -11,10 +11,14 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from s2s.atomic import open_output, refuse_same_file, signals_raise
 from s2s.data.text import iter_lines
 from s2s.errors import S2SError
+
+if TYPE_CHECKING:
+    from s2s.decode.api import Transcriber
 
 __all__ = ["translate_file", "transcribe_files", "read_aligned"]
 
@@ -139,6 +143,8 @@ def transcribe_files(
     threads: int = 0,
     lm: str | Path | None = None,
     lm_weight: float | None = None,
+    lexicon: str | Path | None = None,
+    lexicon_weight: float | None = None,
 ) -> int:
     """Transcribe audio files (paths, `-` for a list of paths on stdin, or a TSV
     manifest) into `output`, one `id<TAB>text` line each in input order (the text
@@ -146,8 +152,9 @@ def transcribe_files(
     stderr. `mode`, `ctc_weight`, `length_bonus` and the others left None keep the
     checkpoint's decode settings (`s2s.config.DecodeConfig`). With an `lm`
     checkpoint, the search of the mode (also at beam 1) fuses it with
-    `lm_weight`. The output is opened before any decoding, and a file is written
-    whole at the end or not at all."""
+    `lm_weight`, and a word list `lexicon` with `lexicon_weight`
+    (`s2s.decode.lexicon`). The output is opened before any decoding, and a file
+    is written whole at the end or not at all."""
     from s2s.data.audio import audio_seconds
     from s2s.decode.api import Transcriber
 
@@ -167,6 +174,8 @@ def transcribe_files(
         threads=threads,
         lm=lm,
         lm_weight=lm_weight,
+        lexicon=lexicon,
+        lexicon_weight=lexicon_weight,
     )
     where = None
     if manifest is not None:  # errors name the manifest line of the file
@@ -182,9 +191,20 @@ def transcribe_files(
         f"transcribed {len(items)} files ({total:.1f} s of audio) in {dt:.1f} s: "
         f"real-time factor {dt / max(total, 1e-9):.3f} (mode {transcriber.mode}, "
         f"beam {transcriber.config.beam}, {transcriber.device}"
-        f"{_fusion_note(lm, lm_weight)})"
+        f"{_fusion_note(lm, lm_weight)}{_lexicon_note(transcriber, lexicon)})"
     )
     return len(items)
+
+
+def _lexicon_note(transcriber: Transcriber, path: str | Path | None) -> str:
+    words = transcriber.lexicon
+    if words is None:
+        return ""
+    skipped = f", {words.skipped} skipped: characters the model lacks"
+    return (
+        f", lexicon {path} ({words.words} words{skipped if words.skipped else ''}) "
+        f"weight {transcriber.lexicon_weight:g}"
+    )
 
 
 def _audio_items(

@@ -4,7 +4,8 @@ Three searches (`decode.mode`): ctc, prefix beam search over the CTC head (greed
 beam 1 without an LM); attention, beam search with the decoder alone; joint, the
 decoder's beam search with every hypothesis also scored by CTC (`s2s.decode.joint`).
 A CTC model has only the first; a joint model all three. Each can fuse an LSTM
-language model (`--lm`, `s2s.decode.fusion`).
+language model (`--lm`, `s2s.decode.fusion`) and a word list (`--lexicon`,
+`s2s.decode.lexicon`).
 
 Audio longer than `decode.chunk_seconds` is split so memory stays bounded on long
 recordings, differently per mode. Audio comes in as `AudioSource`s, read a window at
@@ -41,9 +42,11 @@ from s2s.data.batching import longest_first
 from s2s.data.features import GlobalCMVN
 from s2s.data.speech import SUBSAMPLING, FeatureSettings
 from s2s.data.vocab import Vocab
+from s2s.decode.beam import ScorerSum
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.fusion import LMScorer
 from s2s.decode.joint import joint_beam_search
+from s2s.decode.lexicon import Lexicon, LexiconScorer
 from s2s.errors import S2SError
 from s2s.memory import split_on_oom
 from s2s.models.lm import LSTMLM
@@ -157,6 +160,8 @@ class Transcriber:
         precision: str = "fp32",
         lm: LSTMLM | None = None,
         lm_weight: float = 0.0,
+        lexicon: Lexicon | None = None,
+        lexicon_weight: float = 0.0,
     ):
         self.mode = speech_mode(model, cfg.mode)
         self.model = for_decoding(model.to(device).eval(), device, precision)
@@ -164,9 +169,16 @@ class Transcriber:
         # LM themselves; CTC prefix beam search gets it as a scorer.
         self.lm = lm.to(device).eval() if lm is not None else None
         self.lm_weight = lm_weight
-        self.scorer = None
+        # A word list (`s2s.decode.lexicon`) joins every search as a scorer.
+        self.fusion = []
+        if lexicon is not None:
+            self.fusion.append(LexiconScorer(lexicon, lexicon_weight))
+        scorers = list(self.fusion)
         if self.lm is not None and self.mode == "ctc":
-            self.scorer = LMScorer(self.lm, lm_weight)
+            scorers.insert(0, LMScorer(self.lm, lm_weight))
+        self.scorer = ScorerSum(scorers) if len(scorers) > 1 else None
+        if len(scorers) == 1:
+            self.scorer = scorers[0]
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
         self.cfg, self.device = cfg, device
@@ -317,6 +329,7 @@ class Transcriber:
                 lm=self.lm,
                 lm_weight=self.lm_weight,
                 blank=self.model.blank,
+                fusion=self.fusion,
             )
         return [hyps[0][0] if hyps else [] for hyps in nbest]
 

@@ -34,6 +34,7 @@ overlap the backward pass.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
 from collections.abc import Callable, Iterable
@@ -195,10 +196,9 @@ def shutdown() -> None:
     if not (dist.is_available() and dist.is_initialized()):
         return
     if dist.get_backend() == "gloo":
-        try:
+        # A peer that is gone has nothing in flight to wait for.
+        with contextlib.suppress(RuntimeError):
             dist.monitored_barrier(timeout=_EXIT_BARRIER)
-        except RuntimeError:
-            pass  # a peer is gone: nothing is in flight to wait for
     dist.destroy_process_group()
 
 

@@ -1,0 +1,208 @@
+"""A word list as a soft constraint on the searches of a character model.
+
+A character model spells what it hears, and most of its word errors are words
+no dictionary has (asr-cs: 55% of the wrong words of the LM-fused search are in
+none of the recipe's word lists, which hold 92% of the test words). `--lexicon
+FILE --lexicon-weight W` subtracts W once from every hypothesis for each word
+that is not in FILE, at the first character that leaves every word of the list
+(so the beam drops such spellings early), or at the word's end when it stopped
+inside a longer word. Words of the list need not be the only ones: a high enough
+acoustic and LM score still wins (names, numbers).
+
+The list is a character trie over the model's vocabulary: edges (parent, token)
+sorted as parent * V + token, found with one `searchsorted` per step for all
+hypotheses. A hypothesis' state is its node in the trie (0: between words,
+-1: its current word has left the list and paid).
+
+The vocabulary must be of characters (`s2s prep ... --chars`): its word
+boundary is the piece "▁", and EOS ends the last word.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from s2s.data.vocab import EOS, UNK, Vocab
+from s2s.errors import S2SError
+
+__all__ = ["Lexicon", "LexiconScorer", "load_lexicon"]
+
+_SPACE = "\u2581"
+
+
+class Lexicon:
+    """The words of a list as a trie of token ids (`from_words`)."""
+
+    def __init__(
+        self,
+        parents: torch.Tensor,
+        tokens: torch.Tensor,
+        word_end: torch.Tensor,
+        vocab_size: int,
+        space: int,
+        words: int,
+        skipped: int,
+    ):
+        # Node n >= 1 is reached from parents[n - 1] by tokens[n - 1]; node 0 is
+        # the root (no word started).
+        V = vocab_size
+        keys = parents * V + tokens
+        order = keys.argsort()
+        self.keys = keys[order]  # (E,) sorted
+        self.children = (order + 1).to(torch.long)  # (E,) the node each key leads to
+        self.word_end = word_end  # (nodes,) bool
+        self.vocab_size, self.space = V, space
+        self.words, self.skipped = words, skipped
+
+    @classmethod
+    def from_words(cls, words: list[str], vocab: Vocab, where: str = "") -> Lexicon:
+        """The trie of `words` (each a whitespace-free string) in `vocab`'s pieces.
+        Words with a character outside the vocabulary are skipped and counted."""
+        space = _character_vocab(vocab, where)
+        seqs: set[tuple[int, ...]] = set()
+        skipped = 0
+        for ids in vocab.encode(words):
+            if ids and ids[0] == space:
+                ids = ids[1:]
+            if not ids or UNK in ids or space in ids:
+                skipped += 1
+                continue
+            seqs.add(tuple(ids))
+        # Sorted sequences share their prefix with the one before: one pass, a
+        # stack of the nodes along the previous word's path.
+        parents: list[int] = []
+        tokens: list[int] = []
+        word_end = [False]
+        path = [0]
+        prev: tuple[int, ...] = ()
+        for seq in sorted(seqs):
+            common = 0
+            for a, b in zip(prev, seq, strict=False):
+                if a != b:
+                    break
+                common += 1
+            del path[common + 1 :]
+            for t in seq[common:]:
+                parents.append(path[-1])
+                tokens.append(t)
+                word_end.append(False)
+                path.append(len(word_end) - 1)
+            word_end[path[-1]] = True
+            prev = seq
+        return cls(
+            torch.tensor(parents, dtype=torch.long),
+            torch.tensor(tokens, dtype=torch.long),
+            torch.tensor(word_end, dtype=torch.bool),
+            len(vocab),
+            space,
+            len(seqs),
+            skipped,
+        )
+
+    @property
+    def nodes(self) -> int:
+        return len(self.word_end)
+
+    def to(self, device: torch.device) -> Lexicon:
+        self.keys = self.keys.to(device)
+        self.children = self.children.to(device)
+        self.word_end = self.word_end.to(device)
+        return self
+
+    def child(self, node: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """The node after `token` from `node` (same shapes); -1 where the trie has
+        no such edge or node is -1."""
+        if len(self.keys) == 0:
+            return torch.full_like(node, -1)
+        q = node.clamp_min(0) * self.vocab_size + token
+        i = torch.searchsorted(self.keys, q).clamp_max(len(self.keys) - 1)
+        found = (self.keys[i] == q) & (node >= 0)
+        return torch.where(found, self.children[i], -1)
+
+    def contains(self, vocab: Vocab, word: str) -> bool:
+        """Whether `word` is a word of the list (for tests and messages)."""
+        ids = vocab.encode([word])[0]
+        if ids and ids[0] == self.space:
+            ids = ids[1:]
+        node = torch.tensor(0)
+        for t in ids:
+            node = self.child(node, torch.tensor(t))
+        return bool(node > 0) and bool(self.word_end[node])
+
+
+def load_lexicon(path: str | Path, vocab: Vocab) -> Lexicon:
+    """The words of `path` (whitespace-separated, usually one a line) as a
+    `Lexicon` over `vocab`; an unreadable file, one without words, or one whose
+    words all have characters outside the vocabulary is an error."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise S2SError(f"{path}: cannot read the lexicon: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        raise S2SError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
+    words = text.split()
+    if not words:
+        raise S2SError(f"{path}: the lexicon has no words")
+    lexicon = Lexicon.from_words(words, vocab, where=str(path))
+    if lexicon.words == 0:
+        raise S2SError(
+            f"{path}: none of its {len(words)} words can be spelt with the model's "
+            f"characters"
+        )
+    return lexicon
+
+
+def _character_vocab(vocab: Vocab, where: str) -> int:
+    """The id of the word boundary "▁" of a character vocabulary; an error for
+    any other vocabulary."""
+    sp = vocab.sp
+    longer = [
+        sp.id_to_piece(i)
+        for i in range(len(vocab))
+        if not (sp.is_control(i) or sp.is_unknown(i)) and len(sp.id_to_piece(i)) > 1
+    ]
+    if longer or sp.piece_to_id(_SPACE) == UNK:
+        example = f" (e.g. {longer[0]!r})" if longer else ""
+        raise S2SError(
+            f"{where + ': ' if where else ''}--lexicon needs a model with a character "
+            f"vocabulary (`s2s prep speech --chars`); this one has longer pieces"
+            f"{example}"
+        )
+    return sp.piece_to_id(_SPACE)
+
+
+class LexiconScorer:
+    """A `Lexicon` as a `s2s.decode.beam.Scorer`: -weight once for each word not
+    in the list. State: the trie node of each hypothesis row (N,), 0 between
+    words, -1 once its word has left the list."""
+
+    def __init__(self, lexicon: Lexicon, weight: float):
+        self.lexicon, self.weight = lexicon, weight
+
+    def init_state(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        self.lexicon.to(device)
+        return torch.zeros(batch_size, dtype=torch.long, device=device)
+
+    def _ends(self, node: torch.Tensor) -> torch.Tensor:
+        """Ending the current word here costs the weight: a word started (node >
+        0) that is not a word of the list."""
+        return (node > 0) & ~self.lexicon.word_end[node.clamp_min(0)]
+
+    def score(self, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        lex = self.lexicon
+        node = state[:, None].expand_as(tokens)  # (N, C)
+        boundary = (tokens == lex.space) | (tokens == EOS)
+        leaves = (node >= 0) & (lex.child(node, tokens) < 0)
+        pay = torch.where(boundary, self._ends(node), leaves & ~boundary)
+        return pay.float() * -self.weight  # (N, C)
+
+    def advance(self, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        boundary = (tokens == self.lexicon.space) | (tokens == EOS)
+        return torch.where(boundary, 0, self.lexicon.child(state, tokens))
+
+    def final(self, state: torch.Tensor) -> torch.Tensor:
+        """Ending the utterance: the last word pays if it is unfinished."""
+        return self._ends(state).float() * -self.weight
