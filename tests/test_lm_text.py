@@ -170,6 +170,30 @@ def test_descriptions_fortunes_and_hunspell():
     ]
 
 
+def test_hunspell_forms_follow_the_affix_rules():
+    aff = """SET UTF-8
+FORBIDDENWORD q
+PFX N Y 1
+PFX N   0     ne     .
+PFX X N 1
+PFX X   0     pra    .
+SFX H Y 3
+SFX H   a     y      a
+SFX H   a     ou     [^k]a
+SFX H   0     ův/Y   [^a]
+SFX Y Y 1
+SFX Y   0     a      ův
+"""
+    dic = "4\nryba/HN\nruka/HX\nPetr/H\nzlo/Nq\nslovo\n"
+    forms = set(ct.hunspell_forms(dic, aff))
+    assert forms == {
+        "ryba", "ryby", "rybou", "neryba", "neryby", "nerybou",  # cross product
+        "ruka", "ruky", "praruka",  # [^k]a does not fit ruka; X crosses nothing
+        "Petr", "Petrův", "Petrůva",  # -ův, then its own suffix (continuation)
+        "slovo",  # no flags; zlo is forbidden
+    }  # fmt: skip
+
+
 def test_list_files_are_read_compressed_or_not(tmp_path):
     plain = tmp_path / "x_i18n_Translation-cs"
     plain.write_text("Description-cs: á\n", encoding="utf-8")
@@ -339,6 +363,7 @@ def make_trees(root: Path) -> None:
                 f"a = Stránka {'{'} $n {'}'} nebyla nalezena ({pkg[:3]}) v síti\n",
             )
     put("hunspell-cs", "usr/share/hunspell/cs_CZ.dic", "3\nryba/H\nQuark\nčíslo/Z\n")
+    put("hunspell-cs", "usr/share/hunspell/cs_CZ.aff", "SFX H Y 1\nSFX H a y a\n")
 
 
 def write_manifests(d: Path) -> None:
@@ -416,6 +441,8 @@ def test_whole_script_with_fake_packages(fake_debian, tmp_path, capsys):
     assert stats["leaked"] == {"máš tam rybu": 1}
     assert "gimp-help" not in stats["sources"]  # only with --sources
     assert stats["lexicon"]["words"] == 2 and stats["options"]["leak_lines"] == 2
+    forms = (out / "forms.cs").read_text(encoding="utf-8")
+    assert forms == "ryba\nryby\nčíslo\n" and stats["lexicon"]["forms"] == 3
     # the Czech descriptions came from an update with Acquire::Languages=cs
     log = fake_debian.read_text()
     assert log.count(" update") == 1 and "Acquire::Languages=cs" in log

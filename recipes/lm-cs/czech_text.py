@@ -12,6 +12,7 @@ one paragraph, one package description ...):
   description_segments  the Description-cs fields of an apt Translation-cs index
   fortune_segments the entries of a fortune file (``%`` lines between them)
   hunspell_words   the stems of a hunspell .dic file (its affix flags cut off)
+  hunspell_forms   every form of those stems that the .aff file's affix rules make
 
 Then `strip_markup` removes what is not prose (tags, entities, printf and
 LibreOffice placeholders, Fluent placeables, ``~``/``_`` accelerators) and
@@ -34,6 +35,7 @@ __all__ = [
     "fortune_segments",
     "ftl_segments",
     "html_segments",
+    "hunspell_forms",
     "hunspell_words",
     "mo_segments",
     "properties_segments",
@@ -289,14 +291,83 @@ def fortune_segments(text: str) -> Iterator[str]:
             yield " ".join(x for x in lines if x)
 
 
-def hunspell_words(text: str) -> Iterator[str]:
-    """The stems of a hunspell .dic (first line: the count; ``word/FLAGS``)."""
+def _dic_entries(text: str) -> Iterator[tuple[str, str]]:
+    """(stem, flags) of each entry of a hunspell .dic (first line: the count;
+    ``word/FLAGS``, ``\\/`` a slash in the word, a tab before morphology)."""
     for i, line in enumerate(text.splitlines()):
         if i == 0 and line.strip().isdigit():
             continue
-        word = re.split(r"(?<!\\)/", line.strip(), maxsplit=1)[0].split("\t")[0]
+        parts = re.split(r"(?<!\\)/", line.strip(), maxsplit=1)
+        word = parts[0].split("\t")[0].replace("\\/", "/")
+        flags = (parts[1].split() or [""])[0] if len(parts) > 1 else ""
         if word:
-            yield word.replace("\\/", "/")
+            yield word, flags
+
+
+def hunspell_words(text: str) -> Iterator[str]:
+    """The stems of a hunspell .dic (first line: the count; ``word/FLAGS``)."""
+    for word, _ in _dic_entries(text):
+        yield word
+
+
+def _affix_rules(aff: str) -> tuple[dict, set[str]]:
+    """The PFX/SFX rules of a hunspell .aff: {flag: (kind, cross, [(strip, add,
+    continuation flags, condition regex)])}, and the FORBIDDENWORD flags."""
+    rules: dict[str, tuple[str, bool, list]] = {}
+    forbidden: set[str] = set()
+    for line in aff.splitlines():
+        f = line.split()
+        if len(f) >= 2 and f[0] == "FORBIDDENWORD":
+            forbidden.add(f[1])
+        if len(f) < 4 or f[0] not in ("PFX", "SFX"):
+            continue
+        kind, flag = f[0], f[1]
+        if flag not in rules:  # the header: PFX flag cross count
+            rules[flag] = (kind, f[2] == "Y", [])
+            continue
+        strip = "" if f[2] == "0" else f[2]
+        add, _, cont = f[3].partition("/")
+        add = "" if add == "0" else add
+        cond = f[4] if len(f) > 4 else "."
+        regex = re.compile(f"({cond})$" if kind == "SFX" else f"^({cond})")
+        rules[flag][2].append((strip, add, cont, regex))
+    return rules, forbidden
+
+
+def _suffixed(word: str, flags: str, rules: dict, depth: int = 1) -> Iterator[str]:
+    for flag in flags:
+        kind, _, entries = rules.get(flag, ("", False, []))
+        if kind != "SFX":
+            continue
+        for strip, add, cont, regex in entries:
+            if word.endswith(strip) and regex.search(word):
+                form = word[: len(word) - len(strip)] + add
+                yield form
+                if cont and depth > 0:  # a twofold suffix (e.g. -ův, then its cases)
+                    yield from _suffixed(form, cont, rules, depth - 1)
+
+
+def hunspell_forms(dic: str, aff: str) -> Iterator[str]:
+    """Every word form a hunspell dictionary accepts by its affix rules: each stem
+    of `dic` with the suffixes and prefixes its flags allow (and their cross
+    products, and one level of continuation classes); FORBIDDENWORD stems left
+    out. Forms repeat; the caller deduplicates."""
+    rules, forbidden = _affix_rules(aff)
+    for word, flags in _dic_entries(dic):
+        if forbidden & set(flags):
+            continue
+        forms = [word, *_suffixed(word, flags, rules)]
+        yield from forms
+        for flag in flags:
+            kind, cross, entries = rules.get(flag, ("", False, []))
+            if kind != "PFX":
+                continue
+            for strip, add, _, regex in entries:
+                if not (word.startswith(strip) and regex.search(word)):
+                    continue
+                for form in forms if cross else [word]:
+                    if form.startswith(strip):
+                        yield add + form[len(strip) :]
 
 
 # --------------------------------------------------------------------------

@@ -15,6 +15,8 @@ Writes (atomically)
   OUT/extra.cs          one normalised sentence a line, deduplicated
   OUT/lexicon.cs        the hunspell-cs stems that fit the character set, in
                         code-point order
+  OUT/forms.cs          every form of those stems by hunspell-cs's affix rules
+                        (cases, persons, ne-/nej- ...), the same way
   OUT/extra.stats.json  packages and versions, lines and characters per source,
                         drops by reason, the characters that caused drops
 
@@ -59,6 +61,7 @@ ASR_DIR = os.path.join(HERE, "..", "asr-cs")
 CZECH_LETTER = re.compile("[áéíóúýčďěňřšťůž]")
 LEXICON_PACKAGE = "hunspell-cs"
 LEXICON_FILE = "usr/share/hunspell/cs_CZ.dic"
+LEXICON_AFF = "usr/share/hunspell/cs_CZ.aff"
 
 # name, package (None: the archive's Translation-cs index), reader, file glob.
 # Earlier sources win duplicates, so the most speech-like text comes first.
@@ -227,7 +230,15 @@ def fortune_files(root: str, pattern: str) -> list[str]:
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write `text` to `path` via a temporary file in the same directory."""
+    """Write `text` to `path` via a temporary file in the same directory; a file
+    that already holds `text` is left alone (its time too, so make does not
+    rebuild what depends on it)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+    except (OSError, UnicodeDecodeError):
+        pass
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-" + os.path.basename(path))
@@ -328,16 +339,24 @@ def run(args: argparse.Namespace) -> int:
         sources[name].update(files=len(files), **dict(sorted(c.items())))
 
     lex = got[LEXICON_PACKAGE]
-    words = set()
-    lex_drops: Counter[str] = Counter()
-    for w in ct.hunspell_words(_read_text(os.path.join(lex.root, LEXICON_FILE))):
-        n = keep.normalize(w)
-        if not n or " " in n or set(n) - charset:
-            lex_drops["characters_or_split"] += 1
-        elif args.drop_digits and re.search(r"\d", n):
-            lex_drops["digits"] += 1
-        else:
-            words.add(n)
+
+    def lexicon(entries: Iterable[str]) -> tuple[set[str], Counter[str]]:
+        """Normalised words that fit the character set, and why others did not."""
+        kept, why = set(), Counter()
+        for w in entries:
+            n = keep.normalize(w)
+            if not n or " " in n or set(n) - charset:
+                why["characters_or_split"] += 1
+            elif args.drop_digits and re.search(r"\d", n):
+                why["digits"] += 1
+            else:
+                kept.add(n)
+        return kept, why
+
+    dic = _read_text(os.path.join(lex.root, LEXICON_FILE))
+    words, lex_drops = lexicon(ct.hunspell_words(dic))
+    aff = _read_text(os.path.join(lex.root, LEXICON_AFF))
+    forms, _ = lexicon(ct.hunspell_forms(dic, aff))
 
     reasons = ["empty", "leak", "digits", "characters", "short", "no_czech_letter"]
     drops: Counter[str] = Counter(dict.fromkeys(reasons + ["duplicate"], 0))
@@ -366,11 +385,15 @@ def run(args: argparse.Namespace) -> int:
             "version": lex.version,
             "words": len(words),
             "drops": dict(lex_drops),
+            "forms": len(forms),
         },
     }
     write_atomic(os.path.join(args.out, "extra.cs"), "".join(x + "\n" for x in lines))
     write_atomic(
         os.path.join(args.out, "lexicon.cs"), "".join(w + "\n" for w in sorted(words))
+    )
+    write_atomic(
+        os.path.join(args.out, "forms.cs"), "".join(w + "\n" for w in sorted(forms))
     )
     write_atomic(
         os.path.join(args.out, "extra.stats.json"),
@@ -379,7 +402,7 @@ def run(args: argparse.Namespace) -> int:
     t = stats["total"]
     print(
         f"  {args.out}/extra.cs: {t['lines']} lines, {t['chars']} characters; "
-        f"lexicon {len(words)} words; drops {dict(drops)}",
+        f"lexicon {len(words)} words, {len(forms)} forms; drops {dict(drops)}",
         file=sys.stderr,
     )
     return 0
