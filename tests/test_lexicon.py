@@ -39,6 +39,20 @@ def test_trie_holds_the_words_and_nothing_else(vocab):
     assert lex.nodes == 12
 
 
+def test_trie_of_random_words_matches_a_plain_one(vocab):
+    rng = random.Random(1)
+    for trial in range(20):
+        words = [
+            "".join(rng.choice("abcde") for _ in range(rng.randint(1, 6)))
+            for _ in range(rng.randint(1, 60))
+        ]
+        lex = Lexicon.from_words(words, vocab)
+        prefixes = {w[:k] for w in words for k in range(1, len(w) + 1)}
+        assert lex.nodes == 1 + len(prefixes) and lex.words == len(set(words))
+        for probe in [*prefixes, "ee", "abcdea", "dcbab"]:
+            assert lex.contains(vocab, probe) == (probe in words), (trial, probe)
+
+
 def test_a_subword_vocabulary_is_refused(toy_raw):
     lines = (toy_raw / "train.en").read_text().splitlines()
     bpe = train_sentencepiece(lines, vocab_size=60)

@@ -20,8 +20,10 @@ boundary is the piece "▁", and EOS ends the last word.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from s2s.data.vocab import EOS, UNK, Vocab
@@ -30,6 +32,7 @@ from s2s.errors import S2SError
 __all__ = ["Lexicon", "LexiconScorer", "load_lexicon"]
 
 _SPACE = "\u2581"
+_MAX_CHARS = 64  # longer "words" (URLs, chemistry) are skipped
 
 
 class Lexicon:
@@ -58,47 +61,68 @@ class Lexicon:
 
     @classmethod
     def from_words(cls, words: list[str], vocab: Vocab, where: str = "") -> Lexicon:
-        """The trie of `words` (each a whitespace-free string) in `vocab`'s pieces.
-        Words with a character outside the vocabulary are skipped and counted."""
+        """The trie of `words` (each a whitespace-free string) in `vocab`'s
+        characters. Words with a character outside the vocabulary, or longer than
+        `_MAX_CHARS`, are skipped and counted.
+
+        Built with array operations, so millions of words take seconds: the words
+        as rows of a (N, L) token matrix, sorted and deduplicated; each word
+        shares its first `lcp` tokens (the common prefix with the row before) with
+        earlier words and adds one node for each of its others; depth by depth, a
+        word's node at that depth is the last one made there by it or a row above.
+        """
         space = _character_vocab(vocab, where)
-        seqs: set[tuple[int, ...]] = set()
-        skipped = 0
-        for ids in vocab.encode(words):
-            if ids and ids[0] == space:
-                ids = ids[1:]
-            if not ids or UNK in ids or space in ids:
-                skipped += 1
-                continue
-            seqs.add(tuple(ids))
-        # Sorted sequences share their prefix with the one before: one pass, a
-        # stack of the nodes along the previous word's path.
-        parents: list[int] = []
-        tokens: list[int] = []
-        word_end = [False]
-        path = [0]
-        prev: tuple[int, ...] = ()
-        for seq in sorted(seqs):
-            common = 0
-            for a, b in zip(prev, seq, strict=False):
-                if a != b:
-                    break
-                common += 1
-            del path[common + 1 :]
-            for t in seq[common:]:
-                parents.append(path[-1])
-                tokens.append(t)
-                word_end.append(False)
-                path.append(len(word_end) - 1)
-            word_end[path[-1]] = True
-            prev = seq
+        ids = _char_ids(vocab)
+        words = [unicodedata.normalize("NFKC", w) for w in words]
+        words = [w for w in words if w]
+        lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+        codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
+        tokens = np.where(codes < len(ids), ids[np.minimum(codes, len(ids) - 1)], -1)
+        tokens[tokens == space] = -1  # a word holds no word boundary
+        starts = np.cumsum(lengths) - lengths
+        bad = np.zeros(len(words), dtype=bool)
+        if len(tokens):
+            bad = np.add.reduceat((tokens < 0).astype(np.int64), starts) > 0
+        bad |= (lengths > _MAX_CHARS) | (lengths == 0)
+        keep = ~bad
+        width = int(lengths[keep].max()) if keep.any() else 1
+        rows = np.repeat(np.arange(len(words)), lengths)
+        cols = np.arange(len(tokens)) - np.repeat(starts, lengths)
+        inside = np.repeat(keep, lengths)
+        matrix = np.zeros((len(words), width), dtype=np.uint16)  # 0: past the end
+        matrix[rows[inside], cols[inside]] = tokens[inside]
+        matrix = np.unique(matrix[keep], axis=0)  # sorted rows, each once
+        n = len(matrix)
+        length = (matrix > 0).sum(axis=1)
+        lcp = np.zeros(n, dtype=np.int64)
+        if n > 1:  # the first column where a row differs from the one above
+            lcp[1:] = (matrix[1:] != matrix[:-1]).argmax(axis=1)
+        fresh = length - lcp  # >= 1: no row is a prefix of the one above it
+        first = 1 + np.cumsum(fresh) - fresh  # node id of each row's first new node
+        total = int(fresh.sum())
+        parents = np.zeros(total, dtype=np.int64)
+        child_tokens = np.zeros(total, dtype=np.int64)
+        word_end = np.zeros(total + 1, dtype=bool)
+        above = np.zeros(n, dtype=np.int64)  # each row's node one depth up (root)
+        for depth in range(width):
+            makes = (lcp <= depth) & (depth < length)
+            made = np.where(makes, first + depth - lcp, 0)
+            # Rows that make no node here share it with the last row above that did.
+            last = np.maximum.accumulate(np.where(makes, np.arange(n), -1))
+            node = np.where(last >= 0, made[np.maximum(last, 0)], 0)
+            parents[made[makes] - 1] = above[makes]
+            child_tokens[made[makes] - 1] = matrix[makes, depth]
+            ends = length == depth + 1
+            word_end[node[ends]] = True
+            above = node
         return cls(
-            torch.tensor(parents, dtype=torch.long),
-            torch.tensor(tokens, dtype=torch.long),
-            torch.tensor(word_end, dtype=torch.bool),
+            torch.from_numpy(parents),
+            torch.from_numpy(child_tokens),
+            torch.from_numpy(word_end),
             len(vocab),
             space,
-            len(seqs),
-            skipped,
+            n,
+            int(bad.sum()),
         )
 
     @property
@@ -172,6 +196,20 @@ def _character_vocab(vocab: Vocab, where: str) -> int:
             f"{example}"
         )
     return sp.piece_to_id(_SPACE)
+
+
+def _char_ids(vocab: Vocab) -> np.ndarray:
+    """Token id of each code point that is a piece of the vocabulary (-1: none)."""
+    sp = vocab.sp
+    pieces = {
+        sp.id_to_piece(i): i
+        for i in range(len(vocab))
+        if not (sp.is_control(i) or sp.is_unknown(i))
+    }
+    table = np.full(max(ord(p) for p in pieces) + 1, -1, dtype=np.int64)
+    for piece, i in pieces.items():
+        table[ord(piece)] = i
+    return table
 
 
 class LexiconScorer:
