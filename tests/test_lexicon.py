@@ -5,8 +5,10 @@ import random
 
 import pytest
 import torch
+from test_fusion import _lm_checkpoint
 from typer.testing import CliRunner
 
+from s2s.checkpoint import target_vocab
 from s2s.cli import app
 from s2s.data.vocab import EOS, train_sentencepiece
 from s2s.decode.beam import ScorerSum
@@ -215,6 +217,22 @@ def test_transcribe_with_a_lexicon_through_the_cli(tone_run, tone_raw, tmp_path)
 
     assert in_list(outs["w5"]) >= in_list(outs["plain"])
     assert in_list(outs["w5"]) == 1.0
+    # With an LM too (CTC prefix search gets both through one ScorerSum).
+    proto = target_vocab(tone_run / "best.pt").proto
+    lm = _lm_checkpoint(tmp_path / "lm.pt", proto)
+    both = ["--lm", lm, "--lexicon", str(tmp_path / "words.txt")]
+    for name, weights in {"zero": ["0", "0"], "both": ["0.3", "5"]}.items():
+        r = runner.invoke(
+            app,
+            [*base, "--output", str(tmp_path / name), *both[:2], "--lm-weight"]
+            + [weights[0], *both[2:], "--lexicon-weight", weights[1]],
+        )
+        assert r.exit_code == 0, r.output
+        assert "LM" in r.output and "lexicon" in r.output and "words" in r.output
+        outs[name] = [
+            line.split("\t")[1] for line in (tmp_path / name).read_text().splitlines()
+        ]
+    assert outs["zero"] == outs["plain"] and in_list(outs["both"]) == 1.0
     r = runner.invoke(app, [*base, "--lexicon", str(tmp_path / "words.txt")])
     assert r.exit_code == 1 and "--lexicon needs --lexicon-weight" in r.output
     r = runner.invoke(app, [*base, "--lexicon-weight", "1"])
