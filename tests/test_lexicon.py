@@ -242,3 +242,27 @@ def test_transcribe_with_a_lexicon_through_the_cli(tone_run, tone_raw, tmp_path)
     )
     assert r.exit_code == 1 and "no.txt: cannot read the lexicon" in r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("mode", ["joint", "attention"])
+def test_the_joint_and_attention_searches_take_the_lexicon(
+    joint_run, tone_raw, tmp_path, mode
+):
+    words = tmp_path / "words.txt"
+    words.write_text("a ab abc\n")  # few of the tone corpus' words
+    base = ["transcribe", "--checkpoint", str(joint_run / "best.pt"), "--mode", mode]
+    base += ["--manifest", str(tone_raw / "valid.tsv"), "--beam", "3"]
+    outs = {}
+    for name, extra in {
+        "plain": [],
+        "w0": ["--lexicon", str(words), "--lexicon-weight", "0"],
+        "w50": ["--lexicon", str(words), "--lexicon-weight", "50"],
+    }.items():
+        r = runner.invoke(app, [*base, "--output", str(tmp_path / name), *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = (tmp_path / name).read_text().splitlines()
+    assert outs["w0"] == outs["plain"]
+    hyp = [w for line in outs["w50"] for w in line.split("\t")[1].split()]
+    plain = [w for line in outs["plain"] for w in line.split("\t")[1].split()]
+    in_list = sum(w in {"a", "ab", "abc"} for w in hyp) / max(1, len(hyp))
+    assert in_list >= sum(w in {"a", "ab", "abc"} for w in plain) / max(1, len(plain))
