@@ -78,19 +78,23 @@ class Lexicon:
         lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
         codes = np.frombuffer("".join(words).encode("utf-32-le"), dtype=np.uint32)
         tokens = np.where(codes < len(ids), ids[np.minimum(codes, len(ids) - 1)], -1)
+        del codes
         tokens[tokens == space] = -1  # a word holds no word boundary
         starts = np.cumsum(lengths) - lengths
         bad = np.zeros(len(words), dtype=bool)
         if len(tokens):
-            bad = np.add.reduceat((tokens < 0).astype(np.int64), starts) > 0
+            bad = np.logical_or.reduceat(tokens < 0, starts)
         bad |= (lengths > _MAX_CHARS) | (lengths == 0)
         keep = ~bad
         width = int(lengths[keep].max()) if keep.any() else 1
-        rows = np.repeat(np.arange(len(words)), lengths)
-        cols = np.arange(len(tokens)) - np.repeat(starts, lengths)
+        # Row and column of every character (int32: memory is the cost here).
+        rows = np.repeat(np.arange(len(words), dtype=np.int32), lengths)
+        cols = np.arange(len(tokens), dtype=np.int32)
+        cols -= np.repeat(starts.astype(np.int32), lengths)
         inside = np.repeat(keep, lengths)
         matrix = np.zeros((len(words), width), dtype=np.uint16)  # 0: past the end
         matrix[rows[inside], cols[inside]] = tokens[inside]
+        del rows, cols, inside, tokens
         matrix = np.unique(matrix[keep], axis=0)  # sorted rows, each once
         n = len(matrix)
         length = (matrix > 0).sum(axis=1)
@@ -206,7 +210,7 @@ def _char_ids(vocab: Vocab) -> np.ndarray:
         for i in range(len(vocab))
         if not (sp.is_control(i) or sp.is_unknown(i))
     }
-    table = np.full(max(ord(p) for p in pieces) + 1, -1, dtype=np.int64)
+    table = np.full(max(ord(p) for p in pieces) + 1, -1, dtype=np.int32)
     for piece, i in pieces.items():
         table[ord(piece)] = i
     return table
