@@ -176,9 +176,7 @@ class Transcriber:
         scorers = list(self.fusion)
         if self.lm is not None and self.mode == "ctc":
             scorers.insert(0, LMScorer(self.lm, lm_weight))
-        self.scorer = ScorerSum(scorers) if len(scorers) > 1 else None
-        if len(scorers) == 1:
-            self.scorer = scorers[0]
+        self.scorer = ScorerSum(scorers) if scorers else None  # CTC prefix search's
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
         self.cfg, self.device = cfg, device
