@@ -126,7 +126,10 @@ def transcribe(
     ] = None,
     length_bonus: Annotated[
         float | None,
-        typer.Option(help="Joint and attention search: score added per token"),
+        typer.Option(
+            help="Score added per emitted token, in every search (counters "
+            "deletions; choose it on a validation set)"
+        ),
     ] = None,
     chunk_seconds: Annotated[
         float | None, typer.Option(help="Encode longer audio in windows of this")

@@ -332,8 +332,9 @@ class DecodeConfig:
     )
     length_bonus: float = _f(
         0.0,
-        "joint, attention search: added to a hypothesis's score for every token it "
-        "emits (counters the search's preference for short outputs)",
+        "speech searches: added to a hypothesis's score for every token it emits "
+        "(counters the preference for short outputs of the joint and attention "
+        "searches, and the deletions a language model causes in CTC prefix search)",
     )
     ctc_candidates: int = _f(
         0,

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s2s.data.speech import min_ctc_frames
+from s2s.decode.beam import TokenBonus
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.models.ctc import CTCHead, ctc_loss
 
@@ -159,22 +160,6 @@ def test_empty_input_gives_the_empty_prefix():
     assert out == [[([], 0.0)], [([], 0.0)]]
 
 
-class _BonusScorer:
-    """Adds a constant per emitted token (a length bonus); stateless."""
-
-    def __init__(self, bonus):
-        self.bonus = bonus
-
-    def init_state(self, batch_size, device):
-        return torch.zeros(batch_size, device=device)
-
-    def score(self, state, tokens):
-        return torch.full(tokens.shape, self.bonus)
-
-    def advance(self, state, tokens):
-        return state
-
-
 class _BigramScorer:
     """A bigram "LM" from a table; its state is a dict of tensors."""
 
@@ -198,18 +183,18 @@ class _BigramScorer:
         return score
 
 
-def test_length_bonus_scorer_adds_its_score_per_token():
+def test_token_bonus_adds_its_score_per_token():
     log_probs = _log_probs(3, 1, 5, 3)
     (plain,) = ctc_prefix_beam_search(log_probs, torch.tensor([5]), beam=64)
     (fused,) = ctc_prefix_beam_search(
-        log_probs, torch.tensor([5]), beam=64, prefix_scorer=_BonusScorer(0.5)
+        log_probs, torch.tensor([5]), beam=64, prefix_scorer=TokenBonus(0.5)
     )
     expected = {tuple(seq): score + 0.5 * len(seq) for seq, score in plain}
     assert len(fused) == len(plain)
     for seq, score in fused:
         assert math.isclose(score, expected[tuple(seq)], abs_tol=1e-5)
     (long_wins,) = ctc_prefix_beam_search(
-        log_probs, torch.tensor([5]), beam=64, prefix_scorer=_BonusScorer(50.0)
+        log_probs, torch.tensor([5]), beam=64, prefix_scorer=TokenBonus(50.0)
     )
     assert len(long_wins[0][0]) == 5
 

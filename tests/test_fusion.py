@@ -306,6 +306,31 @@ def test_transcribe_with_lm_through_the_cli(tone_run, tone_raw, lms, tmp_path):
     assert r.exit_code == 1 and "differs" in r.output and "Traceback" not in r.output
 
 
+def test_transcribe_ctc_length_bonus_through_the_cli(tone_run, tone_raw, tmp_path):
+    base = ["transcribe", "--checkpoint", str(tone_run / "best.pt")]
+    base += ["--manifest", str(tone_raw / "valid.tsv"), "--beam", "3"]
+    outs = {}
+    for name, extra in {
+        "plain": [],
+        "b0": ["--length-bonus", "0"],
+        "b10": ["--length-bonus", "10"],
+        "greedy10": ["--length-bonus", "10", "--beam", "1"],
+    }.items():
+        r = runner.invoke(app, [*base, "--output", str(tmp_path / name), *extra])
+        assert r.exit_code == 0, r.output
+        outs[name] = [
+            line.split("\t")[1] for line in (tmp_path / name).read_text().splitlines()
+        ]
+    assert outs["b0"] == outs["plain"]
+
+    def chars(texts):
+        return sum(len(t.replace(" ", "")) for t in texts)
+
+    # A bonus of 10 per token outweighs any frame's log-probability: more tokens.
+    assert chars(outs["b10"]) > chars(outs["plain"])
+    assert chars(outs["greedy10"]) > chars(outs["plain"])
+
+
 def _lm_checkpoint(path, proto, bias_to=None):
     """An untrained tiny LM over the vocabulary `proto`, saved as a checkpoint
     (`bias_to`: a token it insists on)."""

@@ -34,6 +34,7 @@ __all__ = [
     "Hypothesis",
     "Scorer",
     "ScorerSum",
+    "TokenBonus",
     "DecoderScorer",
     "GNMTPenalty",
     "LengthBonus",
@@ -110,6 +111,25 @@ class ScorerSum:
             first = _first_tensor(state)
             return torch.zeros(first.size(0), device=first.device)
         return sum(finals[1:], finals[0])
+
+
+class TokenBonus:
+    """`bonus` for every token, as a `Scorer`: CTC prefix beam search's length
+    bonus (`decode.length_bonus`). A language model's log-probabilities cost every
+    character, so a fused search prefers fewer of them and drops those it is unsure
+    of; a positive bonus pays them back. The state is a placeholder (N,)."""
+
+    def __init__(self, bonus: float):
+        self.bonus = bonus
+
+    def init_state(self, batch_size: int, device: torch.device) -> torch.Tensor:
+        return torch.zeros(batch_size, device=device)
+
+    def score(self, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.full(tokens.shape, self.bonus, device=tokens.device)  # (N, C)
+
+    def advance(self, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        return state
 
 
 def _first_tensor(state: Any) -> torch.Tensor:

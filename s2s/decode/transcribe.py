@@ -42,7 +42,7 @@ from s2s.data.batching import longest_first
 from s2s.data.features import GlobalCMVN
 from s2s.data.speech import SUBSAMPLING, FeatureSettings
 from s2s.data.vocab import Vocab
-from s2s.decode.beam import ScorerSum
+from s2s.decode.beam import ScorerSum, TokenBonus
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.fusion import LMScorer
 from s2s.decode.joint import joint_beam_search
@@ -146,8 +146,9 @@ def _stitched(spans: list[tuple[int, int]]) -> list[slice]:
 class Transcriber:
     """Speech to text with a `SpeechCTC` or `SpeechJoint` model and the
     checkpoint's front end. `cfg.mode` picks the search (`speech_mode`); `lm` and
-    `lm_weight` fuse a language model into the joint and attention searches (see
-    `joint_beam_search`)."""
+    `lm_weight` fuse a language model, `lexicon` a word list, into every search (the
+    joint and attention searches: `joint_beam_search`; CTC prefix search: one
+    `ScorerSum`, with `cfg.length_bonus` as a `TokenBonus`)."""
 
     def __init__(
         self,
@@ -176,6 +177,8 @@ class Transcriber:
         scorers = list(self.fusion)
         if self.lm is not None and self.mode == "ctc":
             scorers.insert(0, LMScorer(self.lm, lm_weight))
+        if cfg.length_bonus and self.mode == "ctc":  # the others add it themselves
+            scorers.append(TokenBonus(cfg.length_bonus))
         self.scorer = ScorerSum(scorers) if scorers else None  # CTC prefix search's
         self.vocab, self.features, self.cmvn = vocab, features, cmvn
         self.extract = features.extractor()
