@@ -206,8 +206,10 @@ class TrainConfig:
         "lm: vary the segment length (AWD-LSTM): bptt, or bptt / 2 with probability "
         "0.05, plus normal jitter (sd 5), drawn from (seed, epoch)",
     )
-    precision: Literal["fp32", "bf16", "fp16"] = _f(
-        "fp32", "bf16: autocast on CPU or CUDA; fp16: autocast plus grad scaler, CUDA"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = _f(
+        "fp32",
+        "bf16: autocast on CPU or CUDA; fp16: autocast plus grad scaler, CUDA; auto: "
+        "bf16 on a CPU with AVX-512 BF16, else fp32",
     )
     device: str = _f("auto", "auto (cuda if available), cpu, cuda or cuda:N", **_DEVICE)
     seed: int = _f(

@@ -1,11 +1,12 @@
 """Decoding precisions: int8 (dynamically quantized layers) agrees with fp32, and a
-bad precision is a clear error."""
+bad precision is a clear error; training's `auto` precision."""
 
 import pytest
 import sacrebleu
 import torch
 from typer.testing import CliRunner
 
+import s2s.precision
 from conftest import TINY
 from s2s.checkpoint import load_model, load_speech_model
 from s2s.cli import app
@@ -14,7 +15,7 @@ from s2s.data.audio import load_audio
 from s2s.decode.transcribe import Transcriber
 from s2s.decode.translate import Translator
 from s2s.errors import S2SError
-from s2s.precision import autocast_for, for_decoding
+from s2s.precision import autocast_for, for_decoding, train_precision
 from s2s.train.trainer import Trainer
 
 CPU = torch.device("cpu")
@@ -83,3 +84,21 @@ def test_int8_on_a_gpu_and_unknown_precisions_are_clear_errors(mt_ckpt):
     )
     assert r.exit_code == 1
     assert "unknown precision 'int4'" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_training_precision_is_bf16_only_on_a_cpu_with_bf16(monkeypatch, native):
+    monkeypatch.setattr(s2s.precision, "_cpu_has_bf16", lambda: native)
+    assert train_precision("auto", CPU) == ("bf16" if native else "fp32")
+    assert train_precision("auto", torch.device("cuda")) == "fp32"
+    for given in ("fp32", "bf16", "fp16"):
+        assert train_precision(given, CPU) == given
+
+
+def test_training_logs_the_precision_auto_resolved_to(toy_bin, tmp_path, capsys):
+    cfg = load_config(None, [*TINY, "train.max_steps=1", "train.precision=auto"])
+    trainer = Trainer(cfg, toy_bin, tmp_path / "run")
+    expected = train_precision("auto", CPU)
+    assert trainer.precision == expected
+    trainer.run()
+    assert f"on cpu ({expected})" in capsys.readouterr().err

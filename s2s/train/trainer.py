@@ -31,7 +31,7 @@ import torch
 from s2s.config import Config, validate
 from s2s.errors import S2SError
 from s2s.memory import OutOfMemory, keep_freed_memory, release_memory
-from s2s.precision import autocast_for
+from s2s.precision import autocast_for, train_precision
 from s2s.train.distributed import (
     Distributed,
     reseed_cuda,
@@ -91,7 +91,8 @@ class Trainer(Checkpointing):
         self.console = RunConsole(
             console or Console(stderr=True, quiet=not self.dist.is_main)
         )
-        self.amp = autocast_for(self.device, self.tc.precision)
+        self.precision = train_precision(self.tc.precision, self.device)
+        self.amp = autocast_for(self.device, self.precision)
         self.task = load_task(cfg, data_dir)
         check_model_fits(self.task.build_model, cfg.model, self.device)
 
@@ -119,7 +120,7 @@ class Trainer(Checkpointing):
         )
         self.schedule = LRSchedule(self.tc)
         self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.tc.precision == "fp16"
+            self.device.type, enabled=self.precision == "fp16"
         )
         self.state = RunState()
         self.stop_rules = StopRules(self.tc, self.dist, self.device, self.console)
@@ -223,9 +224,7 @@ class Trainer(Checkpointing):
 
     def validate(self) -> dict[str, float]:
         self.model.eval()
-        result = self.task.validate(
-            self.model, self.device, self.tc.precision, self.amp
-        )
+        result = self.task.validate(self.model, self.device, self.precision, self.amp)
         self.model.train()
         return result
 
@@ -282,7 +281,7 @@ class Trainer(Checkpointing):
         ranks = f" x {self.dist.world} processes" if self.dist.enabled else ""
         self.console.print(
             f"training {n_params / 1e6:.2f}M parameters on {self.device}{ranks} "
-            f"({tc.precision}); {self.task.describe()}; writing {self.out}"
+            f"({self.precision}); {self.task.describe()}; writing {self.out}"
         )
         t0 = self._started = time.time()
         self._seconds_before = st.seconds  # earlier runs of this job
