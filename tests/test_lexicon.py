@@ -189,6 +189,50 @@ def test_lexicon_file_errors(vocab, tmp_path):
     assert load_lexicon(good, vocab).words == 3
 
 
+def _same_trie(a, b):
+    return (
+        torch.equal(a.keys, b.keys)
+        and torch.equal(a.children, b.children)
+        and torch.equal(a.word_end, b.word_end)
+        and (a.words, a.skipped, a.space) == (b.words, b.skipped, b.space)
+    )
+
+
+def test_the_trie_is_cached_by_file_and_vocabulary(vocab, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("S2S_CACHE_DIR", str(cache))
+    words = tmp_path / "words.txt"
+    words.write_text("ab abc ba\ncab d xyz\n")
+    built = load_lexicon(words, vocab)
+    assert not built.cached and built.skipped == 1
+    (entry,) = (cache / "lexicon").iterdir()
+    again = load_lexicon(words, vocab)
+    assert again.cached and _same_trie(again, built)
+    # Another vocabulary, or other words, is another trie.
+    other = train_sentencepiece(["abcd xyz"] * 20, vocab_size=100, model_type="char")
+    assert not load_lexicon(words, other).cached
+    words.write_text("ab abc ba\ncab\n")
+    changed = load_lexicon(words, vocab)
+    assert not changed.cached and changed.words == 4
+    assert len(list((cache / "lexicon").iterdir())) == 3
+    # A damaged cache file is built again and replaced.
+    words.write_text("ab abc ba\ncab d xyz\n")
+    entry.write_bytes(b"not a trie")
+    rebuilt = load_lexicon(words, vocab)
+    assert not rebuilt.cached and _same_trie(rebuilt, built)
+    assert load_lexicon(words, vocab).cached
+    # No cache: S2S_CACHE_DIR empty; a cache that cannot be written is skipped.
+    monkeypatch.setenv("S2S_CACHE_DIR", "")
+    assert not load_lexicon(words, vocab).cached
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("S2S_CACHE_DIR", str(blocker))  # a file, not a directory
+    assert _same_trie(load_lexicon(words, vocab), built)
+    # Errors about the file come first, cached or not.
+    with pytest.raises(S2SError, match="nowhere.txt: cannot read the lexicon"):
+        load_lexicon(tmp_path / "nowhere.txt", vocab)
+
+
 def test_transcribe_with_a_lexicon_through_the_cli(tone_run, tone_raw, tmp_path):
     refs = [
         line.split("\t")[3]
@@ -229,6 +273,7 @@ def test_transcribe_with_a_lexicon_through_the_cli(tone_run, tone_raw, tmp_path)
         )
         assert r.exit_code == 0, r.output
         assert "LM" in r.output and "lexicon" in r.output and "words" in r.output
+        assert "trie from the cache" in r.output  # built by the first call
         outs[name] = [
             line.split("\t")[1] for line in (tmp_path / name).read_text().splitlines()
         ]

@@ -20,19 +20,25 @@ boundary is the piece "▁", and EOS ends the last word.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import unicodedata
 from pathlib import Path
+from pickle import PickleError
 
 import numpy as np
 import torch
 
+from s2s.atomic import atomic_file
 from s2s.data.vocab import EOS, UNK, Vocab
 from s2s.errors import S2SError
 
-__all__ = ["Lexicon", "LexiconScorer", "load_lexicon"]
+__all__ = ["Lexicon", "LexiconScorer", "cache_dir", "load_lexicon"]
 
 _SPACE = "\u2581"
 _MAX_CHARS = 64  # longer "words" (URLs, chemistry) are skipped
+_CACHE_FORMAT = 1  # raise when the trie's layout or its building changes
 
 
 class Lexicon:
@@ -40,6 +46,26 @@ class Lexicon:
 
     def __init__(
         self,
+        keys: torch.Tensor,
+        children: torch.Tensor,
+        word_end: torch.Tensor,
+        vocab_size: int,
+        space: int,
+        words: int,
+        skipped: int,
+    ):
+        # The edge from node p by token t has key p * V + t; node 0 is the root
+        # (no word started).
+        self.keys = keys  # (E,) int64, sorted
+        self.children = children  # (E,) int64: the node each key leads to
+        self.word_end = word_end  # (nodes,) bool
+        self.vocab_size, self.space = vocab_size, space
+        self.words, self.skipped = words, skipped
+        self.cached = False  # read from the trie cache (`load_lexicon`)
+
+    @classmethod
+    def from_edges(
+        cls,
         parents: torch.Tensor,
         tokens: torch.Tensor,
         word_end: torch.Tensor,
@@ -47,17 +73,24 @@ class Lexicon:
         space: int,
         words: int,
         skipped: int,
-    ):
-        # Node n >= 1 is reached from parents[n - 1] by tokens[n - 1]; node 0 is
-        # the root (no word started).
-        V = vocab_size
-        keys = parents * V + tokens
+    ) -> Lexicon:
+        """Node n >= 1 is reached from parents[n - 1] by tokens[n - 1]."""
+        keys = parents * vocab_size + tokens
         order = keys.argsort()
-        self.keys = keys[order]  # (E,) sorted
-        self.children = (order + 1).to(torch.long)  # (E,) the node each key leads to
-        self.word_end = word_end  # (nodes,) bool
-        self.vocab_size, self.space = V, space
-        self.words, self.skipped = words, skipped
+        children = (order + 1).to(torch.long)
+        return cls(keys[order], children, word_end, vocab_size, space, words, skipped)
+
+    def state_dict(self) -> dict:
+        """What the trie cache stores (tensors and ints)."""
+        return {
+            "keys": self.keys,
+            "children": self.children,
+            "word_end": self.word_end,
+            "vocab_size": self.vocab_size,
+            "space": self.space,
+            "words": self.words,
+            "skipped": self.skipped,
+        }
 
     @classmethod
     def from_words(cls, words: list[str], vocab: Vocab, where: str = "") -> Lexicon:
@@ -119,7 +152,7 @@ class Lexicon:
             ends = length == depth + 1
             word_end[node[ends]] = True
             above = node
-        return cls(
+        return cls.from_edges(
             torch.from_numpy(parents),
             torch.from_numpy(child_tokens),
             torch.from_numpy(word_end),
@@ -163,15 +196,30 @@ class Lexicon:
 def load_lexicon(path: str | Path, vocab: Vocab) -> Lexicon:
     """The words of `path` (whitespace-separated, usually one a line) as a
     `Lexicon` over `vocab`; an unreadable file, one without words, or one whose
-    words all have characters outside the vocabulary is an error."""
+    words all have characters outside the vocabulary is an error.
+
+    Building the trie of a large list takes time and memory (4.3M Czech words: 25
+    s, 2.7 GB), so the trie is kept in a cache keyed by the file's bytes and the
+    vocabulary (`cache_dir`); a changed file or another model builds a new one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise S2SError(f"{path}: cannot read the lexicon: {e.strerror}") from None
+    key = hashlib.sha256(data)
+    key.update(f"\0{_CACHE_FORMAT}\0{vocab.digest}".encode())
+    cached = cache_dir()
+    cached = cached / f"{key.hexdigest()[:32]}.pt" if cached else None
+    lexicon = _read_cache(cached) if cached else None
+    if lexicon is not None:
+        return lexicon
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        line = data[: e.start].count(b"\n") + 1
         raise S2SError(f"{path}:{line}: not UTF-8 text ({e.reason})") from None
+    del data
     words = text.split()
+    del text
     if not words:
         raise S2SError(f"{path}: the lexicon has no words")
     lexicon = Lexicon.from_words(words, vocab, where=str(path))
@@ -180,7 +228,41 @@ def load_lexicon(path: str | Path, vocab: Vocab) -> Lexicon:
             f"{path}: none of its {len(words)} words can be spelt with the model's "
             f"characters"
         )
+    if cached:
+        _write_cache(cached, lexicon)
     return lexicon
+
+
+def cache_dir() -> Path | None:
+    """Where built tries are kept: $S2S_CACHE_DIR, else $XDG_CACHE_HOME/s2s, else
+    ~/.cache/s2s, with /lexicon appended; None (no cache) when S2S_CACHE_DIR is
+    set to the empty string."""
+    root = os.environ.get("S2S_CACHE_DIR")
+    if root is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(xdg) / "s2s")
+    return Path(root) / "lexicon" if root else None
+
+
+def _read_cache(path: Path) -> Lexicon | None:
+    """The cached trie at `path`, or None if there is none or it cannot be read
+    (a damaged file is rebuilt and replaced)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        lexicon = Lexicon(**state)
+    except (OSError, RuntimeError, EOFError, TypeError, ValueError, PickleError):
+        return None
+    lexicon.cached = True
+    return lexicon
+
+
+def _write_cache(path: Path, lexicon: Lexicon) -> None:
+    """Keep the trie for the next call; a cache that cannot be written (read-only
+    home, full disk) only costs the next call the build."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path, "wb") as f:
+            torch.save(lexicon.state_dict(), f)
 
 
 def _character_vocab(vocab: Vocab, where: str) -> int:

@@ -201,9 +201,10 @@ def _lexicon_note(transcriber: Transcriber, path: str | Path | None) -> str:
     if words is None:
         return ""
     skipped = f", {words.skipped} skipped: characters the model lacks"
+    cached = ", trie from the cache" if words.cached else ""
     return (
-        f", lexicon {path} ({words.words} words{skipped if words.skipped else ''}) "
-        f"weight {transcriber.lexicon_weight:g}"
+        f", lexicon {path} ({words.words} words{skipped if words.skipped else ''}"
+        f"{cached}) weight {transcriber.lexicon_weight:g}"
     )
 
 
