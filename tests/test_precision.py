@@ -102,3 +102,24 @@ def test_training_logs_the_precision_auto_resolved_to(toy_bin, tmp_path, capsys)
     assert trainer.precision == expected
     trainer.run()
     assert f"on cpu ({expected})" in capsys.readouterr().err
+
+
+def test_the_precision_benchmark_prints_its_table(tone_run, tone_bin):
+    """benchmarks/train_precision.py on the tone corpus: both rows, equal losses."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "train_precision.py"
+    cmd = [sys.executable, str(script), str(tone_run / "config.yaml"), str(tone_bin)]
+    r = subprocess.run(
+        [*cmd, "--steps", "3", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| fp")]
+    rows += [line for line in r.stdout.splitlines() if line.startswith("| bf")]
+    assert [row.split("|")[1].strip() for row in rows] == ["fp32", "bf16"]
+    assert "step time fp32 / bf16, paired: median" in r.stdout
