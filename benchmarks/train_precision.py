@@ -22,7 +22,6 @@ header says which CPU this is.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -34,16 +33,6 @@ WARMUP = 3
 PRECISIONS = ("fp32", "bf16")
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("config", help="the YAML config s2s train would take")
@@ -52,6 +41,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], help="KEY=VALUE override")
     args = ap.parse_args()
+
+    from throughput import cpu_info  # benchmarks/ is on the path of its scripts
 
     from s2s.config import load_config
     from s2s.precision import autocast_for, train_precision
@@ -98,7 +89,7 @@ def main() -> None:
     n_params = sum(q.numel() for q in runs["fp32"][0].parameters())
     print(f"command: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
     print(
-        f"torch {torch.__version__}; {_cpu_name()}; AVX-512 BF16: "
+        f"torch {torch.__version__}; {cpu_info()[0]}; AVX-512 BF16: "
         f"{'yes' if native else 'no (bf16 emulated)'}; {args.threads} "
         f"threads; {n_params / 1e6:.2f}M parameters; {len(units)} timed steps "
         f"after {WARMUP}; {statistics.mean(units):.0f} units per batch"

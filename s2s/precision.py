@@ -14,8 +14,9 @@ __all__ = ["autocast_for", "for_decoding", "train_precision"]
 
 def train_precision(precision: str, device: torch.device) -> str:
     """The precision `train.precision` means on `device`: `auto` is bf16 on a CPU
-    with bf16 instructions (AVX-512 BF16: 1.6 times the steps of fp32 for the asr-cs
-    model at the same loss, recipes/asr-cs/RESULTS.md) and fp32 elsewhere (other
+    with bf16 instructions (AVX-512 BF16: 1.38 times the steps per second of fp32
+    for the asr-cs model at the same loss, benchmarks/train_precision.py in
+    recipes/asr-cs/RESULTS.md) and fp32 elsewhere (other
     CPUs emulate bf16, tens of times slower; on a GPU recipes/mt-de-en measured
     fp32 and bf16 alike). The others mean themselves."""
     if precision != "auto":

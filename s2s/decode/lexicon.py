@@ -198,8 +198,8 @@ def load_lexicon(path: str | Path, vocab: Vocab) -> Lexicon:
     `Lexicon` over `vocab`; an unreadable file, one without words, or one whose
     words all have characters outside the vocabulary is an error.
 
-    Building the trie of a large list takes time and memory (4.3M Czech words: 25
-    s, 2.7 GB), so the trie is kept in a cache keyed by the file's bytes and the
+    Building the trie of a large list takes time and memory (4.3M Czech words: 27
+    s, 2.6 GB), so the trie is kept in a cache keyed by the file's bytes and the
     vocabulary (`cache_dir`); a changed file or another model builds a new one."""
     try:
         data = Path(path).read_bytes()
