@@ -3,7 +3,9 @@ prepared (and for speech, trained on) once per session."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +21,7 @@ from toy import write_tone_corpus, write_toy_corpus  # noqa: E402
 # Caches (the word-list tries of s2s.decode.lexicon) go to a fresh directory, not
 # the user's; subprocesses inherit it.
 os.environ["S2S_CACHE_DIR"] = tempfile.mkdtemp(prefix="s2s-test-cache-")
+atexit.register(shutil.rmtree, os.environ["S2S_CACHE_DIR"], ignore_errors=True)
 
 # One thread: tests are tiny, and spare threads only contend on a 2-core machine.
 torch.set_num_threads(1)
