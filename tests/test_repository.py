@@ -1,0 +1,91 @@
+"""What a fresh clone holds and what its recipes do first.
+
+A symlink committed by mistake (``recipes/lm-cs/work`` pointed into a developer's
+worktree) made ``make text`` fail on every fresh clone; before ``venv.mk`` a recipe's
+first step on a fresh clone failed for want of ``.venv``.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+
+def _tracked() -> list[tuple[str, str]]:
+    """(mode, path) of every file git tracks; skips outside a git checkout."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-s", "-z"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    entries = []
+    for record in out.split("\0"):
+        if record:
+            meta, path = record.split("\t", 1)
+            entries.append((meta.split()[0], path))
+    return entries
+
+
+def test_no_symlinks_are_tracked():
+    links = [path for mode, path in _tracked() if mode == "120000"]
+    assert links == [], f"symlinks in git (they point into one machine): {links}"
+
+
+def test_no_large_files_are_tracked():
+    # Recipes build their data, features and checkpoints; a small sample is fine.
+    big = []
+    for _, path in _tracked():
+        file = ROOT / path
+        if file.is_file() and file.stat().st_size > 2_000_000:
+            big.append((path, file.stat().st_size))
+    assert big == [], f"files over 2 MB in git: {big}"
+
+
+@pytest.mark.parametrize(
+    "recipe, target",
+    [
+        ("asr-cs", "data/train.tsv"),
+        ("asr-en", "data/train.tsv"),
+        ("lm-cs", "data/extra.cs"),
+    ],
+)
+def test_recipe_first_step_installs_the_venv(tmp_path, recipe, target):
+    """Without ROOT/.venv, the recipe's first step runs the top-level `make install`,
+    without passing the recipe's own variables (BIN=) down (a dry run: make -n)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    root = tmp_path / "root"
+    root.mkdir()
+    stub = "BIN := venv-bin\ninstall:\n\t@echo INSTALL BIN=$(BIN)\n"
+    (root / "Makefile").write_text(stub)
+    asr = tmp_path / "asr"
+    (asr / "data").mkdir(parents=True)
+    (asr / "data" / "test.tsv").write_text("")
+    sentences = tmp_path / "sentences.en"
+    sentences.write_text("a sentence\n")
+    proc = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-C",
+            str(RECIPES / recipe),
+            target,
+            f"ROOT={root}",
+            "BIN=exp/other-bin",
+            f"ASR={asr}",
+            f"SENTENCES={sentences}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "INSTALL BIN=venv-bin" in proc.stdout, proc.stdout
+    # The dry run stayed dry: nothing was created in the stub root.
+    assert not (root / ".venv").exists()
