@@ -48,17 +48,9 @@ def test_no_large_files_are_tracked():
     assert big == [], f"files over 2 MB in git: {big}"
 
 
-@pytest.mark.parametrize(
-    "recipe, target",
-    [
-        ("asr-cs", "data/train.tsv"),
-        ("asr-en", "data/train.tsv"),
-        ("lm-cs", "data/extra.cs"),
-    ],
-)
-def test_recipe_first_step_installs_the_venv(tmp_path, recipe, target):
-    """Without ROOT/.venv, the recipe's first step runs the top-level `make install`,
-    without passing the recipe's own variables (BIN=) down (a dry run: make -n)."""
+def _dry_run(tmp_path, recipe, target, *variables):
+    """`make -n` of a recipe's target against a stub top-level Makefile whose
+    `install` echoes its own BIN; inputs the target needs are made in tmp_path."""
     if shutil.which("make") is None:
         pytest.skip("no make")
     root = tmp_path / "root"
@@ -68,24 +60,45 @@ def test_recipe_first_step_installs_the_venv(tmp_path, recipe, target):
     asr = tmp_path / "asr"
     (asr / "data").mkdir(parents=True)
     (asr / "data" / "test.tsv").write_text("")
-    sentences = tmp_path / "sentences.en"
-    sentences.write_text("a sentence\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("test.en", "sentences.en"):
+        (data / name).write_text("a sentence\n")
     proc = subprocess.run(
-        [
-            "make",
-            "-n",
-            "-C",
-            str(RECIPES / recipe),
-            target,
-            f"ROOT={root}",
-            "BIN=exp/other-bin",
-            f"ASR={asr}",
-            f"SENTENCES={sentences}",
-        ],
+        ["make", "-n", "-C", str(RECIPES / recipe), target, f"ROOT={root}"]
+        + [f"ASR={asr}", f"DATA={data}", f"SENTENCES={data / 'sentences.en'}"]
+        + list(variables),
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "INSTALL BIN=venv-bin" in proc.stdout, proc.stdout
     # The dry run stayed dry: nothing was created in the stub root.
     assert not (root / ".venv").exists()
+    return proc.stdout
+
+
+STEPS = [
+    ("asr-cs", "data/train.tsv"),
+    ("asr-cs", "exp/other-bin/meta.json"),
+    ("asr-en", "data/train.tsv"),
+    ("lm-cs", "data/extra.cs"),
+    ("mt-de-en", "exp/other-bin/meta.json"),
+    ("lm-en", "exp/other-bin/meta.json"),
+]
+
+
+@pytest.mark.parametrize("recipe, target", STEPS)
+def test_recipe_first_step_installs_the_venv(tmp_path, recipe, target):
+    """Without ROOT/.venv, the recipe's first step runs the top-level `make install`,
+    without passing the recipe's own variables (BIN=) down."""
+    out = _dry_run(tmp_path, recipe, target, "BIN=exp/other-bin")
+    assert "INSTALL BIN=venv-bin" in out, out
+
+
+@pytest.mark.parametrize("recipe, target", STEPS)
+def test_recipe_with_the_users_own_s2s_installs_nothing(tmp_path, recipe, target):
+    """S2S=s2s (from PATH) and PYTHON=python3 are not files to make."""
+    out = _dry_run(
+        tmp_path, recipe, target, "BIN=exp/other-bin", "S2S=s2s", "PYTHON=python3"
+    )
+    assert "INSTALL" not in out, out
