@@ -4,7 +4,7 @@
 # order-only prerequisites: the venv's programs when S2S and PYTHON are the defaults,
 # nothing when the user gives their own (S2S=s2s from PATH is not a file here).
 # The recipe's variables given on the command line (BIN=, RUN=, ...) are not passed
-# down: the top-level Makefile has its own BIN. make's flags are (make -n stays dry).
+# down (the top-level Makefile has its own BIN); make's flags are, so make -n stays dry.
 VENV_S2S := $(ROOT)/.venv/bin/s2s
 VENV_PYTHON := $(ROOT)/.venv/bin/python
 NEED_S2S := $(filter $(VENV_S2S),$(S2S))
