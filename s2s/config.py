@@ -332,6 +332,11 @@ def validate(cfg: Config) -> None:
             f"train.bptt (truncated BPTT) is for translation and lm; set it to 0 for "
             f"{m.task}"
         )
+    if t.cooldown and not (t.max_steps or t.max_minutes):
+        raise S2SError(
+            f"train.cooldown={t.cooldown} ends the learning rate with the run's "
+            "budget: it needs train.max_steps or train.max_minutes"
+        )
     if m.task == "lm" and t.bptt == 1:
         raise S2SError("train.bptt must be >= 2 for the lm (0: 64), got 1")
     needs = {"bleu": ("translation",), "wer": ("ctc", "joint"), "cer": ("ctc", "joint")}

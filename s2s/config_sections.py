@@ -185,6 +185,14 @@ class TrainConfig:
     plateau_factor: float = _f(0.5, "plateau schedule: multiply lr by this", gt=0, le=1)
     plateau_patience: int = _f(2, "plateau schedule: validations without gain", ge=1)
     min_lr: float = _f(1e-5, "the learning rate never falls below this", ge=0)
+    cooldown: float = _f(
+        0.0,
+        "the last fraction of the run's budget (train.max_steps or train.max_minutes, "
+        "whichever runs out first) over which lr falls linearly from what "
+        "train.schedule gives to train.min_lr (0: off; 1: from the first step)",
+        ge=0,
+        le=1,
+    )
     clip_norm: float = _f(1.0, "clip the global gradient norm to this (0: off)", ge=0)
     max_bad_steps: int = _f(
         20,

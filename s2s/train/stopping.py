@@ -27,6 +27,7 @@ class StopRules:
         self.tc, self.dist, self.device, self.console = tc, dist, device, console
         self.received = 0  # a stop signal this process received
         self.signal = ""  # the stop signal all ranks agreed on
+        self.minutes = 0.0  # training minutes at the last check, the same on all ranks
         self._old: dict = {}
 
     def __enter__(self) -> StopRules:
@@ -56,7 +57,11 @@ class StopRules:
         """Why to stop now ("": go on), the same on every rank; a collective."""
         tc = self.tc
         time_up = bool(tc.max_minutes) and minutes >= tc.max_minutes
-        signum, time_up = self.dist.max([self.received, time_up], self.device)
+        # one collective: a signal, the clock and the minutes (for train.cooldown's
+        # learning rate, which must not differ between ranks)
+        signum, time_up, self.minutes = self.dist.max(
+            [self.received, time_up, minutes], self.device
+        )
         if signum and not self.signal:
             self.signal = signal.Signals(int(signum)).name
         if self.signal:

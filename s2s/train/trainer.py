@@ -43,7 +43,7 @@ from s2s.train.lock import unlock_run_dir
 from s2s.train.progress import Report
 from s2s.train.runlog import RunConsole, check_tensorboard, write_run_config
 from s2s.train.saving import Checkpointing
-from s2s.train.schedule import LRSchedule
+from s2s.train.schedule import LRSchedule, budget_used
 from s2s.train.sizing import check_model_fits
 from s2s.train.state import RunState, selection_score
 from s2s.train.stopping import StopRules, minutes_since
@@ -161,7 +161,7 @@ class Trainer(Checkpointing):
         if self.device.type == "cuda":
             reseed_cuda(self.tc.seed, dist.rank, st.step)
         for g in self.optimizer.param_groups:
-            g["lr"] = self.schedule.lr(st.step)
+            g["lr"] = self._lr(st.step)
         loss_sum, counts, oom = 0.0, {}, False
         try:
             split = getattr(self.task, "shard_batch", None)  # the LM: its rows
@@ -341,7 +341,7 @@ class Trainer(Checkpointing):
                     st.epoch, st.batch = st.epoch + 1, 0
                 report.progress(st.step, st.epoch + st.batch / n_batches, per_epoch)
                 if st.step % tc.log_every == 0:
-                    report.window(st, self.schedule.lr(st.step), self._counters())
+                    report.window(st, self._lr(st.step), self._counters())
                 stop = self._stop_reason(t0)
                 paused = time.time()  # validation and saving are not training
                 if (
@@ -364,6 +364,12 @@ class Trainer(Checkpointing):
         if st.epoch_batches and st.epoch_batches != n_batches:
             st.batch = st.batch * n_batches // st.epoch_batches
         st.epoch_batches = n_batches
+
+    def _lr(self, step: int) -> float:
+        """Step `step`'s learning rate; train.cooldown reads the budget spent by
+        the last stop check (the previous step's end, or the start of this run)."""
+        used = budget_used(self.tc, step - 1, self.stop_rules.minutes)
+        return self.schedule.lr(step, used)
 
     def _stop_reason(self, t0: float) -> str:
         st = self.state
