@@ -32,12 +32,19 @@ def plot_curves(
         list[Path], typer.Argument(help="Run directories (or metrics.jsonl files)")
     ],
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("curves.png"),
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="validation metric to draw: bleu, wer, cer, chrf or ppl (default: "
+            "the first of these the runs have)"
+        ),
+    ] = "",
 ) -> None:
     """Learning curves of one or more runs: loss and the validation metric against
     steps and against training time."""
     from s2s.viz.curves import plot_curves as plot
 
-    plot(runs, out)
+    plot(runs, out, metric)
     typer.echo(f"wrote {out}", err=True)
 
 

@@ -107,6 +107,29 @@ def test_plot_curves_old_records_and_errors(tmp_path):
     assert r.exit_code == 1 and "cannot read metrics" in r.output
 
 
+def test_plot_curves_metric_option(tmp_path):
+    """--metric picks the validation metric drawn (a ctc run logs WER and CER)."""
+    from s2s.viz.curves import _metric
+
+    run = tmp_path / "ctc.metrics.jsonl"
+    records = [
+        {"step": 50, "loss": 4.0, "elapsed": 10.0},
+        {"step": 100, "valid_loss": 3.6, "valid_wer": 90.0, "valid_cer": 40.0},
+    ]
+    run.write_text("".join(json.dumps(x) + "\n" for x in records))
+    curves = [read_run(run)]
+    assert _metric(curves) == "valid_wer" and _metric(curves, "cer") == "valid_cer"
+    out = tmp_path / "c.png"
+    args = ["plot", "curves", str(run), "--out", str(out), "--metric"]
+    r = runner.invoke(app, [*args, "cer"])
+    assert r.exit_code == 0, r.output
+    assert png_size(out) == pixels(CURVES_SIZE)
+    r = runner.invoke(app, [*args, "bleu"])
+    assert r.exit_code == 1 and "no run has validation bleu records" in r.output
+    r = runner.invoke(app, [*args, "acc"])
+    assert r.exit_code == 1 and "not one of bleu, wer, cer, chrf, ppl" in r.output
+
+
 def test_plot_attention_translation(mt_runs, tmp_path):
     ckpt = mt_runs[1] / "best.pt"
     sentence = "eins zwei rot haus"

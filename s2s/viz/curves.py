@@ -85,21 +85,32 @@ def read_run(run: Path) -> RunCurves:
     return curves
 
 
-def _metric(runs: list[RunCurves]) -> str | None:
-    """The validation metric most runs have, in `_METRICS` order."""
+def _metric(runs: list[RunCurves], wanted: str = "") -> str | None:
+    """The `valid_` key to draw: `wanted` (e.g. "cer"), or else the validation
+    metric most runs have, in `_METRICS` order."""
+    if wanted:
+        key = f"valid_{wanted}"
+        if key not in _METRICS:
+            known = ", ".join(k.removeprefix("valid_") for k in _METRICS)
+            raise S2SError(f"--metric {wanted}: not one of {known}")
+        if not any(key in r.series for r in runs):
+            raise S2SError(f"--metric {wanted}: no run has validation {wanted} records")
+        return key
     counts = {k: sum(k in r.series for r in runs) for k in _METRICS}
     best = max(counts.values(), default=0)
     return next((k for k, c in counts.items() if c == best), None) if best else None
 
 
-def plot_curves(runs: list[Path], out: Path) -> None:
+def plot_curves(runs: list[Path], out: Path, metric: str = "") -> None:
     """Write a PNG of the learning curves of `runs` to `out`: loss (top) and the
-    validation metric (bottom), against steps (left) and training time (right)."""
+    validation metric (bottom), against steps (left) and training time (right).
+    `metric` (bleu, wer, cer, chrf, ppl) picks it; "": the one most runs have, in
+    `_METRICS` order."""
     curves = [read_run(Path(r)) for r in runs]
     names = [c.name for c in curves]
     if len(set(names)) < len(names):  # runs/a/x and runs/b/x: say which
         names = [str(Path(r)) for r in runs]
-    metric = _metric(curves)
+    metric = _metric(curves, metric)
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=CURVES_SIZE, layout="constrained")
     longest = max(
