@@ -25,12 +25,24 @@ Augmentation: speaking rate (espeak -s, flite duration_stretch, festival
 Duration_Stretch) drawn per utterance; on --noise-prob of the utterances
 white/pink/brown noise is added at a random SNR in [--snr-min, --snr-max] dB
 (active-speech power).  valid/test get the same rate/noise treatment as train.
+Training utterances only, each with its own probability (all 0 by default):
+a pitch shift of up to +-`--pitch-cents` (sox pitch: tempo kept, formants move
+with the pitch, a different-sounding speaker), reverberation (a synthetic room,
+RT60 in [--rt60-min, --rt60-max] s, direct-to-reverberant ratio in
+[--drr-min, --drr-max] dB), and a telephone band (300 to 3,400 Hz) after the
+noise. They draw from each utterance's generator after everything above, so
+valid, test and test_seen are the same audio with or without them.
+--extra-train-sentences N adds N more sentences to train only, taken after the
+first --num-sentences of the shuffled list: valid and test stay as they are.
 
 Output: data/audio/<split>/<id>.wav (16 kHz mono 16-bit), data/<split>.tsv with
 columns id, path (relative to data/), duration, text (normalised), engine,
-voice, speed, noise, snr_db, raw_text; data/pocketsphinx_test.tsv (real
-speech from Debian's pocketsphinx-testdata), data/stats.json.
-Resumable: existing wavs are kept (delete data/audio to re-synthesise).
+voice, speed, noise, snr_db, raw_text, pitch_cents, rt60, telephone;
+data/pocketsphinx_test.tsv (real speech from Debian's pocketsphinx-testdata),
+data/stats.json.
+data/lm_text.txt: the normalised text of every usable sentence of --sentences
+that is not in valid or test (train's and those never synthesised), for a
+language model. Resumable: existing wavs are kept (delete data/audio to re-synthesise).
 
 Text normalisation (column text): spoken form, lowercased, hyphens and all
 punctuation except word-internal apostrophes removed, whitespace collapsed;
@@ -181,6 +193,20 @@ def parse_args():
     ap.add_argument("--noise-prob", type=float, default=0.3)
     ap.add_argument("--snr-min", type=float, default=10.0)
     ap.add_argument("--snr-max", type=float, default=30.0)
+    ap.add_argument(
+        "--extra-train-sentences",
+        type=int,
+        default=0,
+        help="this many more sentences, for train only (after --num-sentences)",
+    )
+    ap.add_argument("--pitch-prob", type=float, default=0.0)
+    ap.add_argument("--pitch-cents", type=float, default=300.0)
+    ap.add_argument("--reverb-prob", type=float, default=0.0)
+    ap.add_argument("--rt60-min", type=float, default=0.2)
+    ap.add_argument("--rt60-max", type=float, default=0.8)
+    ap.add_argument("--drr-min", type=float, default=0.0)
+    ap.add_argument("--drr-max", type=float, default=12.0)
+    ap.add_argument("--telephone-prob", type=float, default=0.0)
     ap.add_argument("--no-test-seen", action="store_true")
     ap.add_argument("--skip-pocketsphinx", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
@@ -206,6 +232,18 @@ def read_sentences(args):
         seen.add(norm)
         usable.append((i, s, tts, norm))
     return raw, usable, reasons
+
+
+def write_lm_text(usable, parts, out):
+    """OUT/lm_text.txt: the transcripts of all usable sentences except those of
+    valid and test (never their text: the LM would have read the answers)."""
+    held_out = {norm for split in ("valid", "test") for *_, norm in parts[split]}
+    path = os.path.join(out, "lm_text.txt")
+    with open(path + ".part", "w", encoding="utf-8") as f:
+        for _, _, _, norm in sorted(usable):
+            if norm not in held_out:
+                f.write(norm + "\n")
+    os.replace(path + ".part", path)
 
 
 def plan_utterances(parts, train_voices, args):
@@ -247,7 +285,18 @@ def plan_utterances(parts, train_voices, args):
             raw_text=raw_s.replace("\t", " "),
             path=rel,
             abs_path=os.path.join(os.path.abspath(args.out), rel),
+            pitch_cents=0,
+            rt60=None,
+            drr_db=None,
+            telephone=False,
         )
+        if split == "train":  # drawn last: the draws above stay as they were
+            if r.random() < args.pitch_prob:
+                job["pitch_cents"] = int(round(r.uniform(-1, 1) * args.pitch_cents))
+            if r.random() < args.reverb_prob:
+                job["rt60"] = round(r.uniform(args.rt60_min, args.rt60_max), 3)
+                job["drr_db"] = round(r.uniform(args.drr_min, args.drr_max), 1)
+            job["telephone"] = r.random() < args.telephone_prob
         if like is not None:  # same speed / noise / level as another utterance
             for k in ("speed", "noise", "snr_db", "peak_db", "noise_seed"):
                 job[k] = like[k]
@@ -331,6 +380,9 @@ def write_manifests(ok, args, stats):
         "noise",
         "snr_db",
         "raw_text",
+        "pitch_cents",
+        "rt60",
+        "telephone",
     ]
     for split in ("train", "valid", "test", "test_seen"):
         rs = [j for j in ok if j["split"] == split]
@@ -352,6 +404,9 @@ def write_manifests(ok, args, stats):
                             j["noise"],
                             "" if j["snr_db"] is None else "{:.1f}".format(j["snr_db"]),
                             j["raw_text"],
+                            str(j["pitch_cents"]),
+                            "" if j["rt60"] is None else "{:.3f}".format(j["rt60"]),
+                            "1" if j["telephone"] else "0",
                         ]
                     )
                     + "\n"
@@ -363,6 +418,9 @@ def write_manifests(ok, args, stats):
             minutes=round(mins, 2),
             voices=len({j["voice"] for j in rs}),
             noisy=sum(j["noise"] != "clean" for j in rs),
+            pitch_shifted=sum(bool(j["pitch_cents"]) for j in rs),
+            reverberant=sum(j["rt60"] is not None for j in rs),
+            telephone=sum(j["telephone"] for j in rs),
             per_engine={e: sum(j["engine"] == e for j in rs) for e in ENGINE_WEIGHTS},
         )
         stats["splits"][split] = st
@@ -389,16 +447,24 @@ def main():
     print(f"sentences: {len(raw)} lines, {len(usable)} usable, dropped {reasons}")
     rng = random.Random(args.seed)
     rng.shuffle(usable)
+    everything = list(usable)
+    extra = []
     if args.num_sentences:
+        extra = usable[args.num_sentences :][: args.extra_train_sentences]
         usable = usable[: args.num_sentences]
+    elif args.extra_train_sentences:
+        sys.exit("--extra-train-sentences needs --num-sentences")
     n = len(usable)
     n_test = int(round(n * args.test_frac))
     n_valid = int(round(n * args.valid_frac))
     parts = {
         "test": usable[:n_test],
         "valid": usable[n_test : n_test + n_valid],
-        "train": usable[n_test + n_valid :],
+        "train": usable[n_test + n_valid :] + extra,
     }
+    if args.extra_train_sentences and len(extra) < args.extra_train_sentences:
+        print(f"only {len(extra)} usable sentences for --extra-train-sentences")
+    write_lm_text(everything, parts, args.out)
     jobs = plan_utterances(parts, train_voices, args)
     timing, errors = synthesize_all(jobs, args)
     for uid, err in errors:

@@ -5,8 +5,11 @@ Engines (Debian packages; install with
   espeak-ng  8 English accents x 16 voice variants (formant synthesis)
   flite      kal16, awb, rms, slt (built into Debian's flite 2.2)
   festival   kal_diphone, ked_diphone (text2wave)
-synthesize() runs one engine, converts to 16 kHz mono with sox, adds noise at
-a given SNR and sets the peak level; everything random comes from the job.
+synthesize() runs one engine, converts to 16 kHz mono with sox (shifting the
+pitch there when the job asks), then, each only when the job asks: reverberation
+(a synthetic room impulse response), noise at a given SNR, a telephone band
+(300 to 3,400 Hz); finally it sets the peak level. Everything random comes from
+the job.
 """
 
 import hashlib
@@ -125,6 +128,45 @@ def make_noise(kind, n, rng_np):
     return x / (x.std() + 1e-12)
 
 
+def room_impulse_response(rt60, drr_db, rng_np):
+    """A synthetic room: a unit direct path, then exponentially decaying Gaussian
+    noise that falls by 60 dB in `rt60` seconds, its energy `drr_db` dB below the
+    direct path's (the direct-to-reverberant ratio)."""
+    import numpy as np
+
+    n = max(2, int(rt60 * SR))
+    t = np.arange(n) / SR
+    tail = rng_np.standard_normal(n) * np.exp(-6.9078 * t / rt60)
+    tail[0] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / (tail**2).sum())
+    tail[0] = 1.0
+    return tail
+
+
+def reverberate(x, rt60, drr_db, rng_np):
+    """`x` heard in a synthetic room (room_impulse_response), with the reverberant
+    tail that runs past the end of the speech kept (at most rt60 / 2 seconds)."""
+    import numpy as np
+
+    h = room_impulse_response(rt60, drr_db, rng_np)
+    n = len(x) + len(h) - 1
+    size = 1 << (n - 1).bit_length()
+    y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)
+    return y[: len(x) + int(rt60 * SR / 2)]
+
+
+def telephone_band(x, low=300.0, high=3400.0):
+    """The telephone band: everything outside [low, high] Hz removed (an FFT mask
+    with 100 Hz raised-cosine edges)."""
+    import numpy as np
+
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(len(x), 1.0 / SR)
+    gain = np.clip(np.minimum((f - low + 100) / 100, (high + 100 - f) / 100), 0, 1)
+    gain = 0.5 - 0.5 * np.cos(np.pi * gain)
+    return np.fft.irfft(spec * gain, len(x))
+
+
 def active_power(x):
     """Mean power over 20 ms frames within 40 dB of the loudest frame."""
     fl = SR // 50
@@ -174,17 +216,24 @@ def synthesize(job, tmpdir):
             "-e",
             "signed-integer",
             conv,
-        ],
+        ]
+        + (["pitch", str(job["pitch_cents"])] if job.get("pitch_cents") else []),
         check=True,
     )
     x, sr = sf.read(conv, dtype="float64")
     assert sr == SR
+    if job.get("rt60"):
+        # its own generator, so that the noise below stays what it was
+        rir_rng = np.random.default_rng([job["noise_seed"], 1])
+        x = reverberate(x, job["rt60"], job["drr_db"], rir_rng)
     rng = np.random.default_rng(job["noise_seed"])
     if job["noise"] != "clean":
         noise = make_noise(job["noise"], len(x), rng)
         ps = active_power(x)
         noise *= np.sqrt(ps / (10 ** (job["snr_db"] / 10)))
         x = x + noise
+    if job.get("telephone"):
+        x = telephone_band(x)
     # random peak level between -12 and -1 dBFS, never clipping
     peak = np.abs(x).max() + 1e-9
     x = x * (10 ** (job["peak_db"] / 20) / peak)
