@@ -42,9 +42,9 @@ def main():
 
     fig, axes = plt.subplots(len(VARIANTS), 1, figsize=(8, 7), sharex=True)
     with tempfile.TemporaryDirectory() as tmp:
-        for ax, (title, extra) in zip(axes, VARIANTS, strict=True):
+        for i, (ax, (title, extra)) in enumerate(zip(axes, VARIANTS, strict=True)):
             job = dict(
-                id="x" + str(len(title)),
+                id=f"variant{i}",
                 voice=args.voice,
                 speed=1.0,
                 noise="clean",
@@ -52,7 +52,7 @@ def main():
                 peak_db=-3.0,
                 noise_seed=1,
                 tts_text=TEXT,
-                abs_path=os.path.join(tmp, title.split(":")[0] + ".wav"),
+                abs_path=os.path.join(tmp, f"variant{i}.wav"),
                 **extra,
             )
             synthesize(job, tmp)
