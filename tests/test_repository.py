@@ -102,3 +102,24 @@ def test_recipe_with_the_users_own_s2s_installs_nothing(tmp_path, recipe, target
         tmp_path, recipe, target, "BIN=exp/other-bin", "S2S=s2s", "PYTHON=python3"
     )
     assert "INSTALL" not in out, out
+
+
+@pytest.mark.parametrize(
+    "recipe, lm_run",
+    [
+        ("asr-cs", "runs/cs-config.text.cpu-extra-x10"),
+        ("asr-en", "runs/en-config.text.cpu-extra"),
+    ],
+)
+def test_recipe_lm_keeps_its_run_out_of_the_lm_recipe(tmp_path, recipe, lm_run):
+    """`make lm RUN=exp/x CONFIG=...` names the speech run: ../lm-cs still trains and
+    reads its own LM run with its own config, while the speech run's averaging (and
+    asr-en's decoding) get exp/x. Before, the command line leaked into ../lm-cs and
+    it trained a new LM into exp/x with the speech config."""
+    out = _dry_run(tmp_path, recipe, "lm", "RUN=exp/x", "CONFIG=speech.yaml")
+    assert f"--out {lm_run} --resume" in out, out
+    assert "train config.text.cpu.yaml" in out, out
+    lm_lines = [line for line in out.splitlines() if "config.text.cpu.yaml" in line]
+    assert all("exp/x" not in line for line in lm_lines), lm_lines
+    assert "average exp/x --best 5 --out exp/x/avg.pt" in out, out
+    assert "train speech.yaml --data exp/data-bin" in out, out
