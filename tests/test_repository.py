@@ -104,22 +104,83 @@ def test_recipe_with_the_users_own_s2s_installs_nothing(tmp_path, recipe, target
     assert "INSTALL" not in out, out
 
 
-@pytest.mark.parametrize(
-    "recipe, lm_run",
-    [
-        ("asr-cs", "runs/cs-config.text.cpu-extra-x10"),
-        ("asr-en", "runs/en-config.text.cpu-extra"),
-    ],
-)
-def test_recipe_lm_keeps_its_run_out_of_the_lm_recipe(tmp_path, recipe, lm_run):
-    """`make lm RUN=exp/x CONFIG=...` names the speech run: ../lm-cs still trains and
-    reads its own LM run with its own config, while the speech run's averaging (and
-    asr-en's decoding) get exp/x. Before, the command line leaked into ../lm-cs and
-    it trained a new LM into exp/x with the speech config."""
-    out = _dry_run(tmp_path, recipe, "lm", "RUN=exp/x", "CONFIG=speech.yaml")
-    assert f"--out {lm_run} --resume" in out, out
-    assert "train config.text.cpu.yaml" in out, out
-    lm_lines = [line for line in out.splitlines() if "config.text.cpu.yaml" in line]
-    assert all("exp/x" not in line for line in lm_lines), lm_lines
+def _recipes_copy(tmp_path, names):
+    """The Makefiles and configs of `names` (and common/) copied under tmp_path:
+    a dry run there may need input files a clean clone lacks."""
+    recipes = tmp_path / "recipes"
+    for name in [*names, "common"]:
+        (recipes / name).mkdir(parents=True)
+        for src in (RECIPES / name).iterdir():
+            if src.name == "Makefile" or src.suffix in (".yaml", ".mk"):
+                shutil.copy(src, recipes / name / src.name)
+    return recipes
+
+
+def _make_n(tmp_path, directory, target, *variables):
+    """`make -n` against a stub top-level Makefile (as `_dry_run`)."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "Makefile").write_text("install:\n\t@echo INSTALL\n")
+    proc = subprocess.run(
+        ["make", "-n", "-C", str(directory), target, f"ROOT={root}", *variables],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    return proc.stdout
+
+
+def test_asr_cs_lm_keeps_its_variables_out_of_the_lm_recipe(tmp_path):
+    """`make lm RUN=exp/x CONFIG=speech.yaml` names the speech run and its config:
+    ../lm-cs still trains its own LM run with its own config, and the speech run's
+    averaging gets exp/x. Before, RUN= reached ../lm-cs (through MAKEFLAGS) and
+    CONFIG= too (through the environment, into its `?=` default)."""
+    recipes = _recipes_copy(tmp_path, ["asr-cs", "lm-cs"])
+    (recipes / "asr-cs" / "data").mkdir()
+    (recipes / "asr-cs" / "data" / "test.tsv").write_text("")
+    out = _make_n(tmp_path, recipes / "asr-cs", "lm", "RUN=exp/x", "CONFIG=speech.yaml")
+    assert "train speech.yaml --data exp/data-bin-sp --out exp/x" in out, out
     assert "average exp/x --best 5 --out exp/x/avg.pt" in out, out
-    assert "train speech.yaml --data exp/data-bin" in out, out
+    lm = (
+        "train config.text.cpu.yaml --data data-bin/cs-extra-x10 "
+        "--out runs/cs-config.text.cpu-extra-x10"
+    )
+    assert lm in out, out
+    assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/x/avg.pt'}" in out, out
+
+
+def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
+    """asr-en's `make lm RUN=exp/x CONFIG=speech.yaml`: ../lm-cs's own LM, and the
+    last step decodes exp/x/avg.pt (not the default run) with the LM."""
+    recipes = _recipes_copy(tmp_path, ["asr-en", "lm-cs"])
+    data = recipes / "asr-en" / "data"
+    data.mkdir()
+    for name in ("train.tsv", "valid.tsv", "test.tsv", "lm_text.txt", "words.en"):
+        (data / name).write_text("")
+    run = recipes / "asr-en" / "exp" / "x"
+    run.mkdir(parents=True)
+    (run / "avg.pt").write_text("")
+    fusion = recipes / "lm-cs" / "runs" / "fusion-en-x-avg"
+    fusion.mkdir(parents=True)
+    (fusion / "chosen.tsv").write_text("/lm/best.pt\t1.0\t3\t1\n")
+    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
+    sentences.write_text("a sentence\n")
+    out = _make_n(
+        tmp_path,
+        recipes / "asr-en",
+        "lm",
+        "RUN=exp/x",
+        "CONFIG=speech.yaml",
+        f"SENTENCES={sentences}",
+    )
+    lm = (
+        "train config.text.cpu.yaml --data data-bin/en-extra "
+        "--out runs/en-config.text.cpu-extra"
+    )
+    assert lm in out, out
+    assert "speech.yaml" not in out, out
+    assert "transcribe --checkpoint exp/x/avg.pt --manifest data/$t.tsv" in out, out
+    assert "--output exp/x/$t.avg.beam8.lm1.0.x3.b1.hyp.tsv" in out, out
+    assert "--lm /lm/best.pt --lm-weight 1.0" in out, out
