@@ -48,15 +48,29 @@ def test_no_large_files_are_tracked():
     assert big == [], f"files over 2 MB in git: {big}"
 
 
-def _dry_run(tmp_path, recipe, target, *variables):
-    """`make -n` of a recipe's target against a stub top-level Makefile whose
-    `install` echoes its own BIN; inputs the target needs are made in tmp_path."""
+def _make_n(tmp_path, directory, target, *variables):
+    """`make -n` of `target` in `directory` against a stub top-level Makefile (ROOT)
+    whose `install` echoes its own BIN; the dry run must stay dry."""
     if shutil.which("make") is None:
         pytest.skip("no make")
     root = tmp_path / "root"
     root.mkdir()
     stub = "BIN := venv-bin\ninstall:\n\t@echo INSTALL BIN=$(BIN)\n"
     (root / "Makefile").write_text(stub)
+    proc = subprocess.run(
+        ["make", "-n", "-C", str(directory), target, f"ROOT={root}", *variables],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    # The dry run stayed dry: nothing was created in the stub root.
+    assert not (root / ".venv").exists()
+    return proc.stdout
+
+
+def _dry_run(tmp_path, recipe, target, *variables):
+    """`_make_n` of a recipe's target; inputs the target needs are made in
+    tmp_path."""
     asr = tmp_path / "asr"
     (asr / "data").mkdir(parents=True)
     (asr / "data" / "test.tsv").write_text("")
@@ -64,17 +78,8 @@ def _dry_run(tmp_path, recipe, target, *variables):
     data.mkdir()
     for name in ("test.en", "sentences.en"):
         (data / name).write_text("a sentence\n")
-    proc = subprocess.run(
-        ["make", "-n", "-C", str(RECIPES / recipe), target, f"ROOT={root}"]
-        + [f"ASR={asr}", f"DATA={data}", f"SENTENCES={data / 'sentences.en'}"]
-        + list(variables),
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    # The dry run stayed dry: nothing was created in the stub root.
-    assert not (root / ".venv").exists()
-    return proc.stdout
+    inputs = [f"ASR={asr}", f"DATA={data}", f"SENTENCES={data / 'sentences.en'}"]
+    return _make_n(tmp_path, RECIPES / recipe, target, *inputs, *variables)
 
 
 STEPS = [
@@ -114,22 +119,6 @@ def _recipes_copy(tmp_path, names):
             if src.name == "Makefile" or src.suffix in (".yaml", ".mk"):
                 shutil.copy(src, recipes / name / src.name)
     return recipes
-
-
-def _make_n(tmp_path, directory, target, *variables):
-    """`make -n` against a stub top-level Makefile (as `_dry_run`)."""
-    if shutil.which("make") is None:
-        pytest.skip("no make")
-    root = tmp_path / "root"
-    root.mkdir()
-    (root / "Makefile").write_text("install:\n\t@echo INSTALL\n")
-    proc = subprocess.run(
-        ["make", "-n", "-C", str(directory), target, f"ROOT={root}", *variables],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
-    return proc.stdout
 
 
 def test_asr_cs_lm_keeps_its_variables_out_of_the_lm_recipe(tmp_path):
