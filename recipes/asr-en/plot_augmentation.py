@@ -9,10 +9,13 @@ Usage: python plot_augmentation.py --out results/augmentation.png
 import argparse
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from tts import synthesize
+
+from s2s.viz.figure import pyplot, save_png
 
 TEXT = "the quick brown fox jumps over the lazy dog"
 VARIANTS = [
@@ -35,11 +38,7 @@ def main():
     ap.add_argument("--voice", default="espeak:en-us+f2")
     ap.add_argument("--out", default="results/augmentation.png")
     args = ap.parse_args()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(VARIANTS), 1, figsize=(8, 7), sharex=True)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (ax, (title, extra)) in enumerate(zip(axes, VARIANTS, strict=True)):
@@ -71,7 +70,7 @@ def main():
     axes[-1].set_xlabel("seconds")
     fig.suptitle(f'"{TEXT}" ({args.voice})')
     fig.tight_layout()
-    fig.savefig(args.out, dpi=60)
+    save_png(fig, Path(args.out))
     print("wrote", args.out)
 
 
