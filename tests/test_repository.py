@@ -140,6 +140,64 @@ def test_asr_cs_lm_keeps_its_variables_out_of_the_lm_recipe(tmp_path):
     assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/x/avg.pt'}" in out, out
 
 
+def test_asr_cs_lm_of_a_joint_run_fuses_into_its_joint_search(tmp_path):
+    """`make lm MODE=joint CTC_WEIGHT=0.5`: every fusion decode of ../lm-cs runs the
+    joint search at that CTC weight, into a directory named for the search; without
+    MODE the decodes name no search (the checkpoint's own)."""
+    recipes = _recipes_copy(tmp_path, ["asr-cs", "lm-cs"])
+    (recipes / "asr-cs" / "data").mkdir()
+    (recipes / "asr-cs" / "data" / "test.tsv").write_text("")
+    out = _make_n(
+        tmp_path, recipes / "asr-cs", "lm", "RUN=exp/j", "MODE=joint", "CTC_WEIGHT=0.5"
+    )
+    assert "FUSION=runs/fusion-j-avg-joint-x10" in out, out
+    (tmp_path / "joint").mkdir()
+    (tmp_path / "plain").mkdir()
+    lm_cs = _make_n(
+        tmp_path / "joint",
+        recipes / "lm-cs",
+        "fusion",
+        f"ASR={recipes / 'asr-cs'}",
+        "MODE=joint",
+        "CTC_WEIGHT=0.5",
+    )
+    decodes = [line for line in lm_cs.splitlines() if "transcribe --checkpoint" in line]
+    assert decodes, lm_cs
+    assert all("--mode joint --ctc-weight 0.5" in line for line in decodes), lm_cs
+    plain = _make_n(
+        tmp_path / "plain", recipes / "lm-cs", "fusion", f"ASR={recipes / 'asr-cs'}"
+    )
+    assert "--mode" not in plain and "--ctc-weight" not in plain, plain
+
+
+def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
+    """`make joint`: the 3 x 256 CTC model for CTC_MINUTES, its best checkpoints
+    averaged, the joint model started from that average for JOINT_MINUTES, then
+    the joint search on the test set, whatever CONFIG the CPU would pick."""
+    recipes = _recipes_copy(tmp_path, ["asr-cs"])
+    bin_dir = recipes / "asr-cs" / "exp" / "data-bin-sp"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "meta.json").write_text("{}")
+    out = _make_n(
+        tmp_path, recipes / "asr-cs", "joint", "CONFIG=other.yaml", "JOINT_MINUTES=20"
+    )
+    steps = [
+        "train config.cpu-fp32.yaml --data exp/data-bin-sp --out exp/joint-ctc "
+        "--resume --set train.max_minutes=29",
+        "average exp/joint-ctc --best 5 --out exp/joint-ctc/avg.pt",
+        "train config.joint-warm.cpu-fp32.yaml --data exp/data-bin-sp --out exp/joint "
+        "--resume --set train.init_from=exp/joint-ctc/avg.pt "
+        "--set train.max_minutes=20",
+        "average exp/joint --best 1 --out exp/joint/avg.pt",
+        "transcribe --checkpoint exp/joint/avg.pt --manifest data/test.tsv "
+        "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
+    ]
+    flat = " ".join(out.replace("\\\n", " ").split())
+    at = [flat.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), (at, out)
+    assert "train other.yaml" not in out, out
+
+
 def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
     """asr-en's `make lm RUN=exp/x CONFIG=speech.yaml`: ../lm-cs's own LM, and the
     last step decodes exp/x/avg.pt (not the default run) with the LM."""
