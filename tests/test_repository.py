@@ -7,6 +7,7 @@ first step on a fresh clone failed for want of ``.venv``.
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,7 @@ def test_asr_cs_lm_keeps_its_variables_out_of_the_lm_recipe(tmp_path):
     )
     assert lm in out, out
     assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/x/avg.pt'}" in out, out
+    assert 'BEAMS="16 32 64"' in out, out  # wider beams tried at the chosen point
 
 
 def test_asr_cs_lm_of_a_joint_run_fuses_into_its_joint_search(tmp_path):
@@ -231,3 +233,81 @@ def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
     assert "transcribe --checkpoint exp/x/avg.pt --manifest data/$t.tsv" in out, out
     assert "--output exp/x/$t.avg.beam8.lm1.0.x3.b1.hyp.tsv" in out, out
     assert "--lm /lm/best.pt --lm-weight 1.0" in out, out
+
+
+FAKE_S2S = """#!{python}
+# A stand-in for s2s in the fusion recipe: `transcribe` writes its beam and LM
+# weight as the hypothesis; `score wer` scores them from a table.
+import sys
+
+args = sys.argv[1:]
+with open({calls!r}, "a") as calls:
+    calls.write(" ".join(args) + "\\n")
+opt = {{args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}}
+if args[0] == "transcribe":
+    with open(opt["--output"], "w") as out:
+        lm = opt.get("--lm-weight", "none")
+        out.write("u1\\tbeam" + opt["--beam"] + " lm" + lm + "\\n")
+    print("transcribed 1 file (beam " + opt["--beam"] + ")", file=sys.stderr)
+else:
+    beam, lm = open(opt["--hyp"]).read().split()
+    wer = {{"lmnone": 80.0, "lm0.5": 70.0, "lm1.0": 72.0}}[lm]
+    wer += {{"beam8": 0.0, "beam16": -1.0, "beam32": -3.0, "beam64": -2.0}}[beam]
+    print(f"WER {{wer:.2f}}  (S 1, D 0, I 0, N 1)")
+    print(f"CER {{wer / 2:.2f}}  (S 1, D 0, I 0, N 2)")
+"""
+
+
+def test_lm_fusion_picks_the_beam_with_the_lowest_validation_wer(tmp_path):
+    """lm-cs `fusion BEAMS="16 32 64"`: the LM weight is chosen at BEAM 8, then each
+    wider beam decodes the validation set at that weight; the one with the lowest
+    WER (32 here, not the widest) decodes the test set with the LM, and is written
+    to chosen.tsv; the test set without the LM stays at beam 8."""
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    recipes = _recipes_copy(tmp_path, ["lm-cs"])
+    lm_cs = recipes / "lm-cs"
+    asr = tmp_path / "asr"
+    (asr / "data").mkdir(parents=True)
+    for split in ("valid", "test"):
+        (asr / "data" / f"{split}.tsv").write_text("")
+    run = lm_cs / "runs" / "cs-config.cpu"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_text("")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "s2s"
+    fake.write_text(FAKE_S2S.format(python=sys.executable, calls=str(calls)))
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(lm_cs),
+            "fusion",
+            "-o",
+            "runs/cs-config.cpu/best.pt",
+            f"S2S={fake}",
+            f"ASR={asr}",
+            "FUSION=runs/f",
+            "WEIGHTS=0.5 1.0",
+            "BEAMS=16 32 64",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    chosen = (lm_cs / "runs" / "f" / "chosen.tsv").read_text().split()
+    assert chosen[1:] == ["0.5", "none", "0", "32"], chosen
+    beams = (lm_cs / "runs" / "f" / "beams.tsv").read_text().splitlines()
+    assert [line.split("\t")[:2] for line in beams] == [
+        ["8", "70.00"],
+        ["16", "69.00"],
+        ["32", "67.00"],
+        ["64", "68.00"],
+    ], beams
+    tests = [c for c in calls.read_text().splitlines() if "data/test.tsv" in c]
+    assert len(tests) == 2, tests
+    assert "--beam 8" in tests[0] and "--lm-weight" not in tests[0], tests
+    assert "--beam 32" in tests[1] and "--lm-weight 0.5" in tests[1], tests
+    fusion = (lm_cs / "runs" / "f" / "fusion.txt").read_text()
+    assert "== chosen beam 32" in fusion, fusion
