@@ -174,8 +174,9 @@ def test_asr_cs_lm_of_a_joint_run_fuses_into_its_joint_search(tmp_path):
 
 def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
     """`make joint`: the 3 x 256 CTC model for CTC_MINUTES, its best checkpoints
-    averaged, the joint model started from that average for JOINT_MINUTES, then
-    the joint search on the test set, whatever CONFIG the CPU would pick."""
+    averaged, the joint model started from that average for JOINT_MINUTES, its 5
+    best averaged (JOINT_AVG), then the joint search on the test set, whatever
+    CONFIG the CPU would pick."""
     recipes = _recipes_copy(tmp_path, ["asr-cs"])
     bin_dir = recipes / "asr-cs" / "exp" / "data-bin-sp"
     bin_dir.mkdir(parents=True)
@@ -190,7 +191,7 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
         "train config.joint-warm.cpu-fp32.yaml --data exp/data-bin-sp --out exp/joint "
         "--resume --set train.init_from=exp/joint-ctc/avg.pt "
         "--set train.max_minutes=20",
-        "average exp/joint --best 1 --out exp/joint/avg.pt",
+        "average exp/joint --best 5 --out exp/joint/avg.pt",
         "transcribe --checkpoint exp/joint/avg.pt --manifest data/test.tsv "
         "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
     ]
@@ -198,6 +199,8 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
     at = [flat.find(step) for step in steps]
     assert -1 not in at and at == sorted(at), (at, out)
     assert "train other.yaml" not in out, out
+    one = _make_n(tmp_path, recipes / "asr-cs", "joint", "JOINT_AVG=1")
+    assert "average exp/joint --best 1 --out exp/joint/avg.pt" in one, one
 
 
 def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
