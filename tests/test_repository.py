@@ -55,7 +55,7 @@ def _make_n(tmp_path, directory, target, *variables):
     if shutil.which("make") is None:
         pytest.skip("no make")
     root = tmp_path / "root"
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     stub = "BIN := venv-bin\ninstall:\n\t@echo INSTALL BIN=$(BIN)\n"
     (root / "Makefile").write_text(stub)
     proc = subprocess.run(
