@@ -203,6 +203,45 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
     assert "average exp/joint --best 1 --out exp/joint/avg.pt" in one, one
 
 
+def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
+    """`make all` is the headline: `make joint`, then `make lm` of exp/joint with
+    the joint search at CTC weight 0.5 and JOINT_LM_WEIGHTS; `make ctc` is the
+    single-run path (CONFIG into RUN, best.pt greedy, the 5 best averaged)."""
+    recipes = _recipes_copy(tmp_path, ["asr-cs", "lm-cs"])
+    bin_dir = recipes / "asr-cs" / "exp" / "data-bin-sp"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "meta.json").write_text("{}")
+    (recipes / "asr-cs" / "data").mkdir()
+    (recipes / "asr-cs" / "data" / "test.tsv").write_text("")
+    out = _make_n(tmp_path, recipes / "asr-cs", "all")
+    steps = [
+        "--out exp/joint-ctc --resume --set train.max_minutes=29",
+        "--out exp/joint --resume --set train.init_from=exp/joint-ctc/avg.pt",
+        "average exp/joint --best 5 --out exp/joint/avg.pt",
+        "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
+        "FUSION=runs/fusion-joint-avg-joint-x10",
+    ]
+    flat = " ".join(out.replace("\\\n", " ").split())
+    at = [flat.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), (at, out)
+    fusion = flat[at[-1] - 2000 :]
+    assert "--out runs/cs-config.text.cpu-extra-x10" in fusion, out  # the LM
+    assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/joint/avg.pt'}" in flat, out
+    assert "MODE=joint CTC_WEIGHT=0.5" in fusion, out
+    assert 'WEIGHTS="0.3 0.5 0.7 1.0"' in fusion, out
+    ctc = _make_n(tmp_path, recipes / "asr-cs", "ctc", "CONFIG=speech.yaml")
+    steps = [
+        "train speech.yaml --data exp/data-bin-sp --out exp/cpu --resume",
+        "--output exp/cpu/test.hyp.tsv",
+        "average exp/cpu --best 5 --out exp/cpu/avg.pt",
+        "--output exp/cpu/test.avg.beam8.hyp.tsv",
+    ]
+    flat = " ".join(ctc.replace("\\\n", " ").split())
+    at = [flat.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), (at, ctc)
+    assert "exp/joint" not in flat and "--mode" not in flat, ctc
+
+
 def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
     """asr-en's `make lm RUN=exp/x CONFIG=speech.yaml`: ../lm-cs's own LM, and the
     last step decodes exp/x/avg.pt (not the default run) with the LM."""
