@@ -69,6 +69,15 @@ def _make_n(tmp_path, directory, target, *variables):
     return proc.stdout
 
 
+def _in_order(out, steps):
+    """The dry run `out` on one line (continuations joined) and where each of
+    `steps` starts in it; every step is there, in the order given."""
+    flat = " ".join(out.replace("\\\n", " ").split())
+    at = [flat.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), (at, out)
+    return flat, at
+
+
 def _dry_run(tmp_path, recipe, target, *variables):
     """`_make_n` of a recipe's target; inputs the target needs are made in
     tmp_path."""
@@ -195,9 +204,7 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
         "transcribe --checkpoint exp/joint/avg.pt --manifest data/test.tsv "
         "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
     ]
-    flat = " ".join(out.replace("\\\n", " ").split())
-    at = [flat.find(step) for step in steps]
-    assert -1 not in at and at == sorted(at), (at, out)
+    _in_order(out, steps)
     assert "train other.yaml" not in out, out
     one = _make_n(tmp_path, recipes / "asr-cs", "joint", "JOINT_AVG=1")
     assert "average exp/joint --best 1 --out exp/joint/avg.pt" in one, one
@@ -221,9 +228,7 @@ def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
         "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
         "FUSION=runs/fusion-joint-avg-joint-x10",
     ]
-    flat = " ".join(out.replace("\\\n", " ").split())
-    at = [flat.find(step) for step in steps]
-    assert -1 not in at and at == sorted(at), (at, out)
+    flat, at = _in_order(out, steps)
     fusion = flat[at[-1] - 2000 :]
     assert "--out runs/cs-config.text.cpu-extra-x10" in fusion, out  # the LM
     assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/joint/avg.pt'}" in flat, out
@@ -239,9 +244,7 @@ def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
         "average exp/cpu --best 5 --out exp/cpu/avg.pt",
         "--output exp/cpu/test.avg.beam8.hyp.tsv",
     ]
-    flat = " ".join(ctc.replace("\\\n", " ").split())
-    at = [flat.find(step) for step in steps]
-    assert -1 not in at and at == sorted(at), (at, ctc)
+    flat, _ = _in_order(ctc, steps)
     assert "exp/joint" not in flat and "--mode" not in flat, ctc
 
 
