@@ -234,7 +234,7 @@ def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
     assert f"ASR_CKPT={recipes / 'asr-cs' / 'exp/joint/avg.pt'}" in flat, out
     assert "MODE=joint CTC_WEIGHT=0.5" in fusion, out
     assert 'WEIGHTS="0.3 0.5 0.7 1.0"' in fusion, out
-    # Last, a line names where the two results are.
+    # Last, a line names where the LM's results are.
     where = "LM: ../lm-cs/runs/fusion-joint-avg-joint-x10/fusion.txt"
     assert flat.rfind(where) > at[-1], out
     ctc = _make_n(tmp_path, recipes / "asr-cs", "ctc", "CONFIG=speech.yaml")
