@@ -321,6 +321,16 @@ def validate(cfg: Config) -> None:
         raise S2SError(
             f"model.subsample=conv needs model.num_mels >= 7, got {m.num_mels}"
         )
+    if m.noise_prob and not speech:
+        raise S2SError(
+            f"model.noise_prob adds noise to speech features: it needs model.task=ctc "
+            f"or joint (got {m.task}); set it to 0"
+        )
+    if m.noise_snr_min > m.noise_snr_max:
+        raise S2SError(
+            f"model.noise_snr_min ({m.noise_snr_min:g}) is above model.noise_snr_max "
+            f"({m.noise_snr_max:g})"
+        )
     if m.inter_ctc_weight and not (speech and m.enc_layers >= 2):
         raise S2SError(
             f"model.inter_ctc_weight reads the middle encoder layer of a ctc or joint "

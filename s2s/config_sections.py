@@ -158,6 +158,18 @@ class ModelConfig:
     max_time_width: int = _f(
         40, "speech SpecAugment: widest time mask in frames (0: no cap)", ge=0
     )
+    noise_prob: float = _f(
+        0.0,
+        "speech: the fraction of training utterances that get stationary noise added "
+        "(to their mel power, before the log and CMVN; s2s.data.speech.add_noise): "
+        "its spectrum drawn between flat across the mel bins and the utterance's own "
+        "average spectrum, at an SNR uniform in [noise_snr_min, noise_snr_max] dB "
+        "(0: none)",
+        ge=0,
+        le=1,
+    )
+    noise_snr_min: float = _f(10.0, "speech noise: lowest SNR in dB", ge=-30, le=100)
+    noise_snr_max: float = _f(30.0, "speech noise: highest SNR in dB", ge=-30, le=100)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from conftest import TINY_CTC
 from s2s.checkpoint import load_checkpoint, load_model, load_speech_model
 from s2s.config import load_config
 from s2s.data.prep_speech import SpeechPrepOptions, prep_speech
-from s2s.data.speech import SpeechData, collate_speech
+from s2s.data.speech import Noise, SpeechData, add_noise, collate_speech
 from s2s.decode.ctc import ctc_greedy, ctc_prefix_beam_search
 from s2s.decode.transcribe import Transcriber, chunk_spans
 from s2s.errors import S2SError
@@ -59,6 +59,83 @@ def test_prep_bad_audio_names_line_and_file_or_is_skipped(tone_raw, tmp_path):
     assert stats["valid"]["kept"] == 12  # held-out data is never filtered
 
 
+# --- noise -------------------------------------------------------------------------
+
+
+def _log_mel(T=400, F=20, seed=0):
+    # Speech-like: loud bands in some frames, a low floor elsewhere (log power).
+    g = np.random.default_rng(seed)
+    quiet = np.log(g.exponential(1e-3, (T, F)))
+    loud = np.log(g.exponential(1.0, (T, F))) + np.linspace(3, 0, F)
+    return np.where(g.random((T, 1)) < 0.5, loud, quiet).astype(np.float32)
+
+
+@pytest.mark.parametrize("colour", [0.0, 0.5, 1.0])
+def test_noise_adds_power_at_the_snr_asked(colour):
+    x = _log_mel()
+    torch.manual_seed(0)
+    y = add_noise(x, 10.0, colour)
+    assert y.shape == x.shape and y.dtype == np.float32
+    assert (y >= x - 1e-5).all()  # powers add: no cell gets quieter
+    added = np.exp(y.astype(np.float64)) - np.exp(x.astype(np.float64))
+    snr = 10 * np.log10(np.exp(x.astype(np.float64)).sum() / added.sum())
+    assert abs(snr - 10.0) < 0.3  # Exp(1) cells: the SNR holds on average
+    # The quiet frames are where noise shows; the loud bands keep their shape.
+    assert np.abs(y - x).max() > 3
+    torch.manual_seed(0)
+    assert np.array_equal(add_noise(x, 10.0, colour), y)  # torch's RNG decides
+    # 80 dB down: only the faintest cells move.
+    assert np.median(np.abs(add_noise(x, 80.0, colour) - x)) < 1e-4
+
+
+def test_noise_colour_moves_between_flat_and_speech_shaped():
+    x = _log_mel()
+    clean = np.exp(x.astype(np.float64))
+    for colour, close in ((0.0, "flat"), (1.0, "speech")):
+        torch.manual_seed(1)
+        added = np.exp(add_noise(x, 0.0, colour).astype(np.float64)) - clean
+        per_band = added.mean(axis=0)  # (F,)
+        target = np.ones_like(per_band) if close == "flat" else clean.mean(axis=0)
+        ratio = per_band / target
+        assert ratio.std() / ratio.mean() < 0.15, close
+
+
+def test_only_training_batches_get_noise(tone_bin):
+    from s2s.train.ctc_task import CTCTask
+
+    data = SpeechData(tone_bin, "train")
+    ids = np.arange(4)
+    torch.manual_seed(0)
+    clean = collate_speech(data, ids)
+    never = collate_speech(data, ids, Noise(0.0, 5, 25))
+    always = collate_speech(data, ids, Noise(1.0, 5, 25))
+    assert torch.equal(clean.feats, never.feats)
+    assert torch.equal(clean.feat_lens, always.feat_lens)
+    for b, n in enumerate(always.feat_lens.tolist()):
+        assert not torch.equal(always.feats[b, :n], clean.feats[b, :n])
+        assert torch.equal(always.feats[b, n:], clean.feats[b, n:])  # padding stays 0
+    cfg = load_config(None, [*TINY_CTC, "model.noise_prob=1"])
+    task = CTCTask(cfg, tone_bin)
+    valid = SpeechData(tone_bin, "valid")
+    v_ids = np.arange(2)
+    held_out = collate_speech(valid, v_ids).feats
+    assert torch.equal(task.collate("valid", v_ids).feats, held_out)
+    assert not torch.equal(task.collate("train", ids).feats, clean.feats)
+
+
+@pytest.mark.parametrize(
+    "sets, message",
+    [
+        (["model.task=translation", "model.noise_prob=0.5"], "needs model.task=ctc"),
+        (["model.noise_snr_min=40"], "noise_snr_min \\(40\\) is above"),
+        (["model.noise_prob=1.5"], "noise_prob"),
+    ],
+)
+def test_bad_noise_settings_are_errors(sets, message):
+    with pytest.raises(S2SError, match=message):
+        load_config(None, [*TINY_CTC, *sets])
+
+
 # --- training ---------------------------------------------------------------------
 
 
@@ -95,8 +172,9 @@ def test_ctc_training_overfits_the_tones(tone_run):
 
 
 def _train(data, out, steps, resume=False):
-    # SpecAugment and dropout on: resuming must restore the RNG state too.
+    # SpecAugment, noise and dropout on: resuming must restore the RNG state too.
     extra = ["model.specaugment=true", "model.freq_width=4", "model.dropout=0.2"]
+    extra += ["model.noise_prob=0.5"]
     cfg = load_config(
         None,
         [*TINY_CTC, *extra, f"train.max_steps={steps}", "train.save_every=3"],

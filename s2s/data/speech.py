@@ -21,7 +21,9 @@ from s2s.errors import S2SError
 
 __all__ = [
     "FeatureSettings",
+    "Noise",
     "SpeechBatch",
+    "add_noise",
     "SpeechData",
     "collate_speech",
     "min_ctc_frames",
@@ -112,10 +114,53 @@ class SpeechData:
         return path.read_text(encoding="utf-8").splitlines()
 
 
-def collate_speech(data: SpeechData, ids: np.ndarray) -> SpeechBatch:
+@dataclass(frozen=True)
+class Noise:
+    """Noise for training batches (`model.noise_prob`, `noise_snr_min`, `_max`)."""
+
+    prob: float
+    snr_min: float
+    snr_max: float
+
+
+def add_noise(feats: np.ndarray, snr_db: float, colour: float) -> np.ndarray:
+    """Stationary noise added to one utterance's log-mel features.
+
+    Features are the log of mel-band power (`FeatureExtractor`: Kaldi fbank or
+    log(melspec)), and the powers of independent signals add, so noise goes in as
+    ``log(exp(x) + n)``. The noise's mean power per band is the utterance's average
+    power spectrum raised to `colour` (0: flat across the mel bins; 1: shaped like the
+    utterance's own speech, like distant babble), scaled so that its total is the
+    speech's over ``10 ** (snr_db / 10)``; each cell's power is that mean times an
+    Exp(1) draw (a noise periodogram's spread), from torch's global RNG, so training
+    stays reproducible under `torch.manual_seed`.
+
+    Shapes: feats (T, F) -> (T, F) float32.
+    """
+    power = np.exp(feats.astype(np.float64))  # (T, F)
+    ltas = power.mean(axis=0)  # (F,) the utterance's average spectrum
+    shape = ltas**colour
+    mean = shape * (ltas.sum() / shape.sum()) * 10.0 ** (-snr_db / 10.0)  # (F,)
+    cells = torch.empty(feats.shape, dtype=torch.float64).exponential_().numpy()
+    return np.log(power + mean * cells).astype(np.float32)
+
+
+def collate_speech(
+    data: SpeechData, ids: np.ndarray, noise: Noise | None = None
+) -> SpeechBatch:
+    """The batch of utterances `ids`, CMVN-normalised and zero-padded; with `noise`
+    (training batches only) each utterance gets noise with probability `noise.prob`
+    (`add_noise`) before CMVN."""
     mean = data.cmvn.mean.numpy().astype(np.float32)  # (F,)
     std = data.cmvn.std.numpy().astype(np.float32)  # (F,)
-    feats = [(data.feats[int(i)] - mean) / std for i in ids]  # each (T, F)
+    raw = [data.feats[int(i)] for i in ids]  # each (T, F)
+    if noise is not None and noise.prob > 0:
+        for b, f in enumerate(raw):
+            if float(torch.rand(())) < noise.prob:
+                u = torch.rand(2).tolist()
+                snr = noise.snr_min + u[0] * (noise.snr_max - noise.snr_min)
+                raw[b] = add_noise(f, snr, colour=u[1])
+    feats = [(f - mean) / std for f in raw]  # each (T, F)
     tgts = [data.tgt[int(i)] for i in ids]
     B, F = len(ids), data.features.num_mels
     x = np.zeros((B, max(len(f) for f in feats), F), dtype=np.float32)

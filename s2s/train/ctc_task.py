@@ -13,7 +13,7 @@ from torch import nn
 
 from s2s.config import Config
 from s2s.data.batching import make_batches
-from s2s.data.speech import SpeechBatch, SpeechData, collate_speech
+from s2s.data.speech import Noise, SpeechBatch, SpeechData, collate_speech
 from s2s.decode.ctc import ctc_greedy
 from s2s.errors import S2SError
 from s2s.metrics import wer_cer
@@ -64,7 +64,11 @@ class CTCTask:
         return max(1, int(self.data[split].tgt.lengths[ids].sum()))
 
     def collate(self, split: str, ids: np.ndarray) -> SpeechBatch:
-        return collate_speech(self.data[split], ids)
+        m = self.cfg.model
+        noise = None
+        if split == "train" and m.noise_prob > 0:
+            noise = Noise(m.noise_prob, m.noise_snr_min, m.noise_snr_max)
+        return collate_speech(self.data[split], ids, noise)
 
     def forward_backward(
         self,
