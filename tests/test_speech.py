@@ -323,3 +323,17 @@ def test_select_by_cer_keeps_the_lowest_validation_cer(tone_bin, tmp_path):
     state = load_checkpoint(tmp_path / "best.pt")["state"]
     assert state["step"] == best["step"]
     assert state["best"] == pytest.approx(best["valid_cer"], abs=1e-3)  # not loss
+
+
+def test_noise_cost_benchmark_prints_its_table(tone_bin):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "noise_cost.py"
+    args = [str(tone_bin), "--batch-tokens", "1500", "--batches", "2", "--repeats", "1"]
+    out = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=True
+    ).stdout
+    assert "| no noise |" in out and "| noise on every utterance |" in out
+    assert "ms a batch" in out
