@@ -50,12 +50,15 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, ["train.device=cpu", *args.set])
-    task = load_task(cfg, args.data)
+    # A task per copy: a task may carry state from batch to batch (the LM's
+    # hidden state across segments), which must not pass from one copy to the other.
+    tasks = {p: load_task(cfg, args.data) for p in PRECISIONS}
+    task = tasks["fp32"]
     device = torch.device("cpu")
     runs = {}
     for p in PRECISIONS:
         torch.manual_seed(cfg.train.seed)
-        model = task.build_model().to(device).train()
+        model = tasks[p].build_model().to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=True)
         runs[p] = (model, opt, autocast_for(device, p))
     batches = task.batches("train", seed=cfg.train.seed)
@@ -70,9 +73,9 @@ def main() -> None:
             model, opt, amp = runs[p]
             torch.manual_seed(cfg.train.seed + i)  # same dropout and masks for both
             t0 = time.perf_counter()
-            batch = task.collate("train", ids).to(device)
-            count = task.units("train", ids)
-            loss, _ = task.forward_backward(
+            batch = tasks[p].collate("train", ids).to(device)
+            count = tasks[p].units("train", ids)
+            loss, _ = tasks[p].forward_backward(
                 model, batch, 1.0 / count, lambda x: x.backward(), amp
             )
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_norm)

@@ -104,14 +104,13 @@ def test_training_logs_the_precision_auto_resolved_to(toy_bin, tmp_path, capsys)
     assert f"on cpu ({expected})" in capsys.readouterr().err
 
 
-def test_the_precision_benchmark_prints_its_table(tone_run, tone_bin):
-    """benchmarks/train_precision.py on the tone corpus: both rows, equal losses."""
+def _run_precision_benchmark(config, data, *more):
     import subprocess
     import sys
     from pathlib import Path
 
     script = Path(__file__).parent.parent / "benchmarks" / "train_precision.py"
-    cmd = [sys.executable, str(script), str(tone_run / "config.yaml"), str(tone_bin)]
+    cmd = [sys.executable, str(script), str(config), str(data), *more]
     r = subprocess.run(
         [*cmd, "--steps", "3", "--threads", "1"],
         capture_output=True,
@@ -123,3 +122,23 @@ def test_the_precision_benchmark_prints_its_table(tone_run, tone_bin):
     rows += [line for line in r.stdout.splitlines() if line.startswith("| bf")]
     assert [row.split("|")[1].strip() for row in rows] == ["fp32", "bf16"]
     assert "step time fp32 / bf16, paired: median" in r.stdout
+    return rows
+
+
+def test_the_precision_benchmark_prints_its_table(tone_run, tone_bin):
+    """benchmarks/train_precision.py on the tone corpus: both rows, equal losses."""
+    _run_precision_benchmark(tone_run / "config.yaml", tone_bin)
+
+
+def test_the_precision_benchmark_keeps_each_copys_lm_state(lm_bin, tmp_path):
+    """An LM carries its hidden state from one segment to the next: each copy keeps
+    its own (the bf16 copy's state handed to the fp32 copy stopped the benchmark
+    at its second segment), and both copies learn alike."""
+    from test_lm import TINY_LM
+
+    config = tmp_path / "lm.yaml"
+    config.write_text("model:\n  task: lm\n")
+    sets = [a for item in TINY_LM for a in ("--set", item)]
+    rows = _run_precision_benchmark(config, lm_bin, *sets)
+    losses = [float(row.split("|")[4]) for row in rows]
+    assert abs(losses[0] - losses[1]) < 0.05 * losses[0]
