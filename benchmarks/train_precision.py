@@ -53,7 +53,6 @@ def main() -> None:
     # A task per copy: a task may carry state from batch to batch (the LM's
     # hidden state across segments), which must not pass from one copy to the other.
     tasks = {p: load_task(cfg, args.data) for p in PRECISIONS}
-    task = tasks["fp32"]
     device = torch.device("cpu")
     runs = {}
     for p in PRECISIONS:
@@ -61,7 +60,7 @@ def main() -> None:
         model = tasks[p].build_model().to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, fused=True)
         runs[p] = (model, opt, autocast_for(device, p))
-    batches = task.batches("train", seed=cfg.train.seed)
+    batches = tasks["fp32"].batches("train", seed=cfg.train.seed)  # both take these
     n = min(len(batches), WARMUP + args.steps)
     times = {p: [] for p in PRECISIONS}
     losses = {p: [] for p in PRECISIONS}
@@ -86,7 +85,7 @@ def main() -> None:
                 times[p].append(dt)
                 losses[p].append(loss / count)
         if i >= WARMUP:
-            units.append(task.units("train", batches[i]))
+            units.append(tasks["fp32"].units("train", batches[i]))
 
     native = train_precision("auto", device) == "bf16"
     n_params = sum(q.numel() for q in runs["fp32"][0].parameters())
