@@ -267,8 +267,10 @@ def test_prefix_search_in_groups_equals_one_by_one(speech_exports, tone_raw):
 def test_features_match_torch(tone_raw):
     """The numpy front end against torchaudio's, on log-mel values: on noise within
     1e-3; on the tone files (exact silence, fades, pure tones: bins far below the
-    frame's energy) fbank stays as close to torchaudio's float32 result as that is
-    to torchaudio's own float64 one (plus 1e-3), melspec within 2e-3."""
+    frame's energy) fbank is as close to torchaudio's float64 result as torchaudio's
+    own float32 one is (plus 1e-3): the two float32 results may err on opposite sides
+    (an Intel AMX host: 0.029 apart, each within 0.018 of float64); melspec within
+    2e-3 of torchaudio's."""
     import torchaudio
 
     from s2s.data.audio import load_audio
@@ -284,11 +286,10 @@ def test_features_match_torch(tone_raw):
             mine = Features(s.to_dict(), [0.0] * mels, [1.0] * mels)
             for k, w in enumerate([noise, *tones]):
                 want = s.extractor()(w).numpy()
-                diff = np.abs(mine.log_mel(w.numpy()) - want).max()
-                if k == 0:
-                    bound = 1e-3
-                elif kind == "melspec":
-                    bound = 2e-3
+                got = mine.log_mel(w.numpy())
+                if k == 0 or kind == "melspec":
+                    diff = np.abs(got - want).max()
+                    bound = 1e-3 if k == 0 else 2e-3
                 else:
                     f64 = torchaudio.compliance.kaldi.fbank(
                         w[None].double() * 32768.0,
@@ -296,6 +297,7 @@ def test_features_match_torch(tone_raw):
                         sample_frequency=float(rate),
                         dither=0.0,
                     ).numpy()
+                    diff = np.abs(got - f64).max()
                     bound = np.abs(want - f64).max() + 1e-3
                 assert diff <= bound, (kind, mels, k, diff, bound)
 
