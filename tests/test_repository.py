@@ -182,10 +182,10 @@ def test_asr_cs_lm_of_a_joint_run_fuses_into_its_joint_search(tmp_path):
 
 
 def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
-    """`make joint`: the 3 x 256 CTC model for CTC_MINUTES, its best checkpoints
-    averaged, the joint model started from that average for JOINT_MINUTES, its 5
-    best averaged (JOINT_AVG), then the joint search on the test set, whatever
-    CONFIG the CPU would pick."""
+    """`make joint`: the 3 x 256 CTC model for CTC_MINUTES at CTC_LR (empty: the
+    config's own), its best checkpoints averaged, the joint model started from that
+    average for JOINT_MINUTES, its 5 best averaged (JOINT_AVG), then the joint
+    search on the test set, whatever CONFIG the CPU would pick."""
     recipes = _recipes_copy(tmp_path, ["asr-cs"])
     bin_dir = recipes / "asr-cs" / "exp" / "data-bin-sp"
     bin_dir.mkdir(parents=True)
@@ -195,7 +195,7 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
     )
     steps = [
         "train config.cpu-fp32.yaml --data exp/data-bin-sp --out exp/joint-ctc "
-        "--resume --set train.max_minutes=29",
+        "--resume --set train.lr=0.004 --set train.max_minutes=29",
         "average exp/joint-ctc --best 5 --out exp/joint-ctc/avg.pt",
         "train config.joint-warm.cpu-fp32.yaml --data exp/data-bin-sp --out exp/joint "
         "--resume --set train.init_from=exp/joint-ctc/avg.pt "
@@ -206,13 +206,19 @@ def test_asr_cs_joint_trains_ctc_then_joint_from_its_average(tmp_path):
     ]
     _in_order(out, steps)
     assert "train other.yaml" not in out, out
+    own = _make_n(tmp_path, recipes / "asr-cs", "joint", "CTC_LR=")
+    assert "--out exp/joint-ctc --resume --set train.max_minutes=29" in " ".join(
+        own.replace("\\\n", " ").split()
+    ), own
+    assert "train.lr" not in own, own
     one = _make_n(tmp_path, recipes / "asr-cs", "joint", "JOINT_AVG=1")
     assert "average exp/joint --best 1 --out exp/joint/avg.pt" in one, one
 
 
 def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
-    """`make all` is the headline: `make joint`, then `make lm` of exp/joint with
-    the joint search at CTC weight 0.5 and JOINT_LM_WEIGHTS; `make ctc` is the
+    """`make all` is the headline: `make joint` (its CTC stage at CTC_LR 0.004),
+    then `make lm` of exp/joint with the joint search at CTC weight 0.5 and
+    JOINT_LM_WEIGHTS; `make ctc` is the
     single-run path (CONFIG into RUN, best.pt greedy, the 5 best averaged)."""
     recipes = _recipes_copy(tmp_path, ["asr-cs", "lm-cs"])
     bin_dir = recipes / "asr-cs" / "exp" / "data-bin-sp"
@@ -222,7 +228,7 @@ def test_asr_cs_all_is_the_joint_split_then_its_lm(tmp_path):
     (recipes / "asr-cs" / "data" / "test.tsv").write_text("")
     out = _make_n(tmp_path, recipes / "asr-cs", "all")
     steps = [
-        "--out exp/joint-ctc --resume --set train.max_minutes=29",
+        "--out exp/joint-ctc --resume --set train.lr=0.004 --set train.max_minutes=29",
         "--out exp/joint --resume --set train.init_from=exp/joint-ctc/avg.pt",
         "average exp/joint --best 5 --out exp/joint/avg.pt",
         "--output exp/joint/test.avg.joint.beam8.ctc0.5.hyp.tsv",
