@@ -287,6 +287,33 @@ def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
     assert "--lm /lm/best.pt --lm-weight 1.0" in out, out
 
 
+def test_asr_en_fotaq_trains_on_the_game_speech_and_tests_on_real_speech(tmp_path):
+    """asr-en's `make fotaq`: fotaq.py's manifests into their own features and run,
+    then `all` there, scored on the held-out dialogues and the real clips (not the
+    synthetic test sets); `make all` still preps the synthetic manifests."""
+    recipes = _recipes_copy(tmp_path, ["asr-en"])
+    out = _make_n(tmp_path, recipes / "asr-en", "fotaq", "S2S=s2s", "PYTHON=python3")
+    steps = [
+        "python3 fotaq.py --work work --out data",
+        "s2s prep speech --train data/fotaq_train.tsv --valid data/fotaq_valid.tsv "
+        "--out exp/data-bin-fotaq --chars",
+        "s2s train config.cpu.yaml --data exp/data-bin-fotaq --out exp/fotaq --resume",
+        "for t in fotaq_test pocketsphinx_test; do",
+        "s2s average exp/fotaq --best 5 --out exp/fotaq/avg.pt",
+        "--checkpoint exp/fotaq/avg.pt --manifest data/$t.tsv",
+    ]
+    _in_order(out, steps)
+    assert "test_seen" not in out and "data/train.tsv" not in out, out
+    (recipes / "asr-en" / "data").mkdir()
+    (recipes / "asr-en" / "data" / "train.tsv").write_text("")
+    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
+    sentences.write_text("a sentence\n")
+    synthetic = _make_n(
+        tmp_path, recipes / "asr-en", "prep", "S2S=s2s", f"SENTENCES={sentences}"
+    )
+    assert "--train data/train.tsv --valid data/valid.tsv" in synthetic, synthetic
+
+
 FAKE_S2S = """#!{python}
 # A stand-in for s2s in the fusion recipe: `transcribe` writes its beam and LM
 # weight as the hypothesis; `score wer` scores them from a table.
