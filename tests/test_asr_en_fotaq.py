@@ -171,6 +171,25 @@ def test_a_damaged_bundle_is_named_in_the_error(bundle, damage, message):
     assert str(bundle) in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "keep, message", [(80, "requires a buffer"), (30, "too short")]
+)
+def test_a_cut_dialogue_names_the_bundle_and_the_dialogue(tmp_path, keep, message):
+    dog = _dog(2, LINES["joe"], LINES["person"], "Hi.", ("Back again?", "Yes."))
+    path = _bundle(tmp_path / "queen.1c", {"BOB2.DOG": dog[:keep]})
+    with pytest.raises(fotaq.BundleError, match=message) as err:
+        fotaq.read_lines(fotaq.Bundle(str(path)))
+    assert f"{path}: dialogue BOB2.DOG: " in str(err.value)
+    proc = subprocess.run(
+        [sys.executable, str(RECIPE / "fotaq.py"), "--bundle", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "ERROR:" in proc.stderr and "BOB2.DOG" in proc.stderr
+
+
 def test_the_script_writes_manifests_s2s_reads(bundle, tmp_path):
     out = tmp_path / "data"
     out.mkdir()

@@ -8,9 +8,10 @@ recording is a file of the bundle (*.SB, MP3 at 11,025 Hz) whose name is made
 from the dialogue's talk key, the line's id, who speaks (J: Joe, the hero; P:
 the other person) and the segment of the line:
 
-  bundle   "QTBL", a 6-byte version, 1 byte compression (0: none, 1: MP3, ...),
-           uint16 entries, then per entry: a 12-byte NUL-padded name, 1 byte
-           bundle number, uint32 offset, uint32 size (big-endian throughout)
+  bundle   "QTBL", 9 bytes this script does not read (a version string and
+           flags), uint16 entries at byte 13, then per entry: a 12-byte
+           NUL-padded name, 1 byte bundle number, uint32 offset, uint32 size
+           (big-endian throughout)
   *.DOG    20 header bytes, then int16 levels, unique key, talk key, Joe's line
            count, the person's line count, 2 x (game state, value, item), uint16
            offsets of the person's lines, the cutaway, the person's second-visit
@@ -100,10 +101,10 @@ class Bundle:
             return f.read(length)
 
 
-def _string(data: bytes, offset: int, align: int, where: str) -> tuple[str, int]:
+def _string(data: bytes, offset: int, align: int) -> tuple[str, int]:
     """A length-prefixed string at `offset` and the offset after its padding."""
     if offset >= len(data):
-        raise BundleError(f"{where}: string offset {offset} past the end")
+        raise BundleError(f"string offset {offset} past the end")
     n = data[offset]
     offset += 1
     text = data[offset : offset + n].decode("latin-1")
@@ -129,11 +130,12 @@ def segments(sentence: str) -> list[tuple[int, str]]:
     return out
 
 
-def dialogue_lines(name: str, data: bytes) -> list[tuple[str, str]]:
-    """(voice-file prefix, line) of every line of one .DOG file's bytes."""
+def dialogue_lines(data: bytes) -> list[tuple[str, str]]:
+    """(voice-file prefix, line) of every line of one .DOG file's bytes; a
+    BundleError or struct.error where the bytes end too soon."""
     b = data[DOG_HEADER:]
     if len(b) < 32:
-        raise BundleError(f"{name}: dialogue file too short ({len(data)} bytes)")
+        raise BundleError(f"too short ({len(data)} bytes)")
     levels, _unique, key, joe_max, person_max = struct.unpack(">5h", b[:10])
     person_at, _cutaway_at, second_at = struct.unpack(">3H", b[22:28])
     joe_at = 32 + abs(levels) * 96
@@ -147,7 +149,7 @@ def dialogue_lines(name: str, data: bytes) -> list[tuple[str, str]]:
             offset += 2
             (line_id,) = struct.unpack(">h", b[offset : offset + 2])
             offset += 2
-            text, offset = _string(b, offset, 4, name)
+            text, offset = _string(b, offset, 4)
             yield prefix(line_id, who), text
 
     out = list(lines(joe_at, joe_max + 1, "J")) + list(
@@ -155,10 +157,10 @@ def dialogue_lines(name: str, data: bytes) -> list[tuple[str, str]]:
     )
     (has_no_first,) = struct.unpack(">H", b[joe_at + 2 : joe_at + 4])
     if not has_no_first:
-        out.append((prefix("SSSS", "J"), _string(b, joe_at + 4, 2, name)[0]))
-    text, offset = _string(b, second_at, 2, name)
+        out.append((prefix("SSSS", "J"), _string(b, joe_at + 4, 2)[0]))
+    text, offset = _string(b, second_at, 2)
     out.append((prefix("XXXX", "P"), text))
-    out.append((prefix("XXXX", "J"), _string(b, offset, 2, name)[0]))
+    out.append((prefix("XXXX", "J"), _string(b, offset, 2)[0]))
     return out
 
 
@@ -170,7 +172,11 @@ def read_lines(bundle: Bundle) -> tuple[list[Line], int]:
         if not name.endswith(".DOG"):
             continue
         person = re.sub(r"[0-9]+$", "", name[:-4]).lower()
-        for pre, sentence in dialogue_lines(name, bundle.read(name)):
+        try:
+            entries = dialogue_lines(bundle.read(name))
+        except (BundleError, struct.error) as e:
+            raise BundleError(f"{bundle.path}: dialogue {name}: {e}") from None
+        for pre, sentence in entries:
             for index, text in segments(sentence):
                 voice = f"{pre}{index + 1:X}.SB"
                 if voice in bundle.files and text.strip():
@@ -256,18 +262,7 @@ def main() -> None:
             dropped["empty-audio"] += 1
             continue
         split = split_of(line.dialogue, args.valid_twentieths, args.test_twentieths)
-        rel = os.path.relpath(mp3, args.out)
-        rows[split].append(
-            (
-                line.voice[:-3],
-                rel,
-                seconds,
-                text,
-                line.speaker,
-                line.dialogue,
-                line.text,
-            )
-        )
+        rows[split].append((line, os.path.relpath(mp3, args.out), seconds, text))
     stats = dict(
         package=PACKAGE,
         package_version=version,
@@ -282,18 +277,17 @@ def main() -> None:
             os.path.join(args.out, f"fotaq_{split}.tsv"), "w", encoding="utf-8"
         ) as f:
             f.write("id\tpath\tduration\ttext\tspeaker\tdialogue\traw_text\n")
-            for uid, rel, seconds, text, who, dog, raw in rs:
-                raw = raw.replace("\t", " ")
-                f.write(
-                    f"fotaq-{uid}\t{rel}\t{seconds:.3f}\t{text}\t{who}\t{dog}\t{raw}\n"
-                )
+            for line, rel, seconds, text in rs:
+                cols = [f"fotaq-{line.voice[:-3]}", rel, f"{seconds:.3f}", text]
+                cols += [line.speaker, line.dialogue, line.text.replace("\t", " ")]
+                f.write("\t".join(cols) + "\n")
         st = dict(
             utterances=len(rs),
-            minutes=round(sum(r[2] for r in rs) / 60, 2),
-            words=sum(len(r[3].split()) for r in rs),
-            dialogues=len({r[5] for r in rs}),
-            speakers=len({r[4] for r in rs}),
-            joe_utterances=sum(r[4] == "joe" for r in rs),
+            minutes=round(sum(seconds for _, _, seconds, _ in rs) / 60, 2),
+            words=sum(len(text.split()) for *_, text in rs),
+            dialogues=len({line.dialogue for line, *_ in rs}),
+            speakers=len({line.speaker for line, *_ in rs}),
+            joe_utterances=sum(line.speaker == "joe" for line, *_ in rs),
         )
         stats["splits"][split] = st
         print(
