@@ -314,6 +314,68 @@ def test_asr_en_fotaq_trains_on_the_game_speech_and_tests_on_real_speech(tmp_pat
     assert "--train data/train.tsv --valid data/valid.tsv" in synthetic, synthetic
 
 
+def test_asr_en_mix_joins_synthetic_and_game_speech(tmp_path):
+    """asr-en's `make mix`: the synthetic train lines, then the game's FOTAQ_REPEAT
+    times under new ids, into their own features and run, validated on the game's
+    held-out dialogues and tested on all three kinds of speech; `make mix-lm` hands
+    that run and those tests to `lm`."""
+    recipes = _recipes_copy(tmp_path, ["asr-en", "lm-cs"])
+    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
+    sentences.write_text("a sentence\n")
+    common = ("S2S=s2s", "PYTHON=python3", f"SENTENCES={sentences}")
+    out = _make_n(tmp_path, recipes / "asr-en", "mix", "FOTAQ_REPEAT=2", *common)
+    steps = [
+        "python3 prepare_data.py --sentences",
+        "python3 fotaq.py --work work --out data",
+        "tail -n +2 data/train.tsv | cut -f1-4 >> data/mix_train.tsv.tmp",
+        "for i in $(seq 2); do",
+        'sed "s/^/r$i-/"',
+        "mv data/mix_train.tsv.tmp data/mix_train.tsv",
+        "s2s prep speech --train data/mix_train.tsv --valid data/fotaq_valid.tsv "
+        "--out exp/data-bin-mix --chars",
+        "s2s train config.cpu.yaml --data exp/data-bin-mix --out exp/mix --resume",
+        "for t in test fotaq_test pocketsphinx_test; do",
+        "s2s average exp/mix --best 5 --out exp/mix/avg.pt",
+        "--checkpoint exp/mix/avg.pt --manifest data/$t.tsv",
+    ]
+    _in_order(out, steps)
+    # The recipe itself on two tiny manifests: the header once, every synthetic
+    # line, then each game line twice under its own id, four columns each.
+    work = recipes / "asr-en"
+    (work / "data").mkdir()
+    (work / "data" / "train.tsv").write_text(
+        "id\tpath\tduration\ttext\tengine\na\ta.wav\t1.0\thello\tflite\n"
+    )
+    (work / "data" / "fotaq_train.tsv").write_text(
+        "id\tpath\tduration\ttext\tspeaker\nf\tf.mp3\t2.0\tyes\tjoe\n"
+    )
+    r = subprocess.run(
+        ["make", "-s", "data/mix_train.tsv", "FOTAQ_REPEAT=2", *common],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (work / "data" / "mix_train.tsv").read_text() == (
+        "id\tpath\tduration\ttext\n"
+        "a\ta.wav\t1.0\thello\n"
+        "r1-f\tf.mp3\t2.0\tyes\n"
+        "r2-f\tf.mp3\t2.0\tyes\n"
+    )
+    for name in ("valid.tsv", "test.tsv", "lm_text.txt", "words.en"):
+        (work / "data" / name).write_text("")
+    (work / "exp" / "mix").mkdir(parents=True)
+    (work / "exp" / "mix" / "avg.pt").write_text("")
+    fusion = recipes / "lm-cs" / "runs" / "fusion-en-mix-avg"
+    fusion.mkdir(parents=True)
+    (fusion / "chosen.tsv").write_text("/lm/best.pt\t1.0\t3\t1\n")
+    lm = _make_n(tmp_path, work, "mix-lm", *common)
+    assert "--checkpoint exp/mix/avg.pt --manifest data/$t.tsv" in lm, lm
+    assert "for t in test fotaq_test pocketsphinx_test; do" in lm, lm
+    assert "--lm /lm/best.pt --lm-weight 1.0" in lm, lm
+    assert "ASR_BIN=" + str(work / "exp" / "data-bin-mix") in lm, lm
+
+
 FAKE_S2S = """#!{python}
 # A stand-in for s2s in the fusion recipe: `transcribe` writes its beam and LM
 # weight as the hypothesis; `score wer` scores them from a table.
