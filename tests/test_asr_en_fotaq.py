@@ -235,3 +235,33 @@ def test_the_script_writes_manifests_s2s_reads(bundle, tmp_path):
     wave = load_audio(first.path, 16000)
     assert len(wave) == pytest.approx(16000, abs=20)
     assert "'symbol': 1" in proc.stdout  # <gulp>
+
+
+def test_wav16_copies_a_manifest_to_16k_wav_and_names_a_bad_row(tmp_path):
+    """wav16.py (the game's test lines for pocketsphinx): a 22,050 Hz stereo file
+    becomes 16 kHz 16-bit mono of the same length, the manifest keeps its columns
+    with the new path; a short row is an error naming the manifest's line."""
+    import soundfile as sf
+
+    spec16 = importlib.util.spec_from_file_location("asr_en_wav16", RECIPE / "wav16.py")
+    wav16 = importlib.util.module_from_spec(spec16)
+    spec16.loader.exec_module(wav16)
+    t = np.arange(22050) / 22050
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "a.wav", np.stack([tone, tone], 1), 22050)
+    src = tmp_path / "in" / "m.tsv"
+    src.write_text("id\tpath\tduration\ttext\tspeaker\nu1\ta.wav\t1.000\thi\tjoe\n")
+    out = tmp_path / "m16.tsv"
+    assert wav16.convert(str(src), str(tmp_path / "wav"), str(out)) == 1
+    assert out.read_text() == (
+        "id\tpath\tduration\ttext\tspeaker\nu1\twav/u1.wav\t1.000\thi\tjoe\n"
+    )
+    info = sf.info(tmp_path / "wav" / "u1.wav")
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert abs(info.frames - 16000) <= 1
+    x, _ = sf.read(tmp_path / "wav" / "u1.wav")
+    assert 0.45 < np.abs(x).max() < 0.55  # the level is kept
+    src.write_text("id\tpath\tduration\ttext\nu1\ta.wav\n")
+    with pytest.raises(wav16.S2SError, match=r"m\.tsv:2: 2 columns, the header has 4"):
+        wav16.convert(str(src), str(tmp_path / "wav"), str(out))
