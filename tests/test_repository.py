@@ -370,6 +370,11 @@ def test_asr_en_mix_joins_synthetic_and_game_speech(tmp_path):
     fusion.mkdir(parents=True)
     (fusion / "chosen.tsv").write_text("/lm/best.pt\t1.0\t3\t1\n")
     lm = _make_n(tmp_path, work, "mix-lm", *common)
+    # The game's test lines as 16 kHz WAV for pocketsphinx: wav16.py on fotaq_test.
+    (work / "data" / "fotaq_train.tsv").touch()
+    wav = _make_n(tmp_path, work, "data/fotaq_test_16k.tsv", *common)
+    want = "python3 wav16.py data/fotaq_test.tsv data/audio/fotaq_test_16k"
+    assert f"{want} data/fotaq_test_16k.tsv" in wav, wav
     assert "--checkpoint exp/mix/avg.pt --manifest data/$t.tsv" in lm, lm
     assert "for t in test fotaq_test pocketsphinx_test; do" in lm, lm
     assert "--lm /lm/best.pt --lm-weight 1.0" in lm, lm
