@@ -240,7 +240,8 @@ def test_the_script_writes_manifests_s2s_reads(bundle, tmp_path):
 def test_wav16_copies_a_manifest_to_16k_wav_and_names_a_bad_row(tmp_path):
     """wav16.py (the game's test lines for pocketsphinx): a 22,050 Hz stereo file
     becomes 16 kHz 16-bit mono of the same length, the manifest keeps its columns
-    with the new path; a short row is an error naming the manifest's line."""
+    with the new path; a short row or a repeated id (two rows, one file) is an error
+    naming the manifest's line."""
     import soundfile as sf
 
     spec16 = importlib.util.spec_from_file_location("asr_en_wav16", RECIPE / "wav16.py")
@@ -263,5 +264,8 @@ def test_wav16_copies_a_manifest_to_16k_wav_and_names_a_bad_row(tmp_path):
     x, _ = sf.read(tmp_path / "wav" / "u1.wav")
     assert 0.45 < np.abs(x).max() < 0.55  # the level is kept
     src.write_text("id\tpath\tduration\ttext\nu1\ta.wav\n")
-    with pytest.raises(wav16.S2SError, match=r"m\.tsv:2: 2 columns, the header has 4"):
+    with pytest.raises(wav16.S2SError, match=r"m\.tsv:2: expected 4 .*found 2"):
+        wav16.convert(str(src), str(tmp_path / "wav"), str(out))
+    src.write_text("id\tpath\tduration\ttext\nu1\ta.wav\t1\thi\nu1\ta.wav\t1\tho\n")
+    with pytest.raises(wav16.S2SError, match=r"m\.tsv:3: duplicate id 'u1'"):
         wav16.convert(str(src), str(tmp_path / "wav"), str(out))

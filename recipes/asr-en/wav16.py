@@ -14,37 +14,36 @@ import sys
 
 import soundfile as sf
 
-from s2s.data.audio import load_audio
+from s2s.data.audio import load_audio, read_manifest
 from s2s.errors import S2SError
 
 RATE = 16000
 
 
 def convert(manifest: str, out_dir: str, out_manifest: str) -> int:
-    """Write the copies and the new manifest; returns the number of rows."""
-    src_dir = os.path.dirname(os.path.abspath(manifest))
+    """Write the copies and the new manifest; returns the number of rows. The
+    manifest is checked by s2s's own reader first (header, columns, ids, paths)."""
+    utts = read_manifest(manifest)
+    with open(manifest, encoding="utf-8") as f:
+        # Split as read_manifest does (on newlines only; it allows no blank line).
+        lines = [line.removesuffix("\r") for line in f.read().split("\n")]
+    if lines[-1] == "":
+        lines.pop()
     dst_dir = os.path.dirname(os.path.abspath(out_manifest))
     os.makedirs(out_dir, exist_ok=True)
-    with open(manifest, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:2] != ["id", "path"]:
-            raise S2SError(f"{manifest}:1: the header must start with id, path")
-        rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    lines = ["\t".join(header)]
-    for n, row in enumerate(rows, start=2):
-        if len(row) != len(header):
-            raise S2SError(
-                f"{manifest}:{n}: {len(row)} columns, the header has {len(header)}"
-            )
-        wav = os.path.join(out_dir, row[0] + ".wav")
-        audio = load_audio(os.path.join(src_dir, row[1]), RATE)
+    out = [lines[0]]
+    for utt, line in zip(utts, lines[1:], strict=True):
+        wav = os.path.join(out_dir, utt.id + ".wav")
+        audio = load_audio(utt.path, RATE)
         sf.write(wav, audio.clamp(-1, 1).numpy(), RATE, subtype="PCM_16")
-        lines.append("\t".join([row[0], os.path.relpath(wav, dst_dir), *row[2:]]))
+        cols = line.split("\t")
+        cols[1] = os.path.relpath(wav, dst_dir)
+        out.append("\t".join(cols))
     tmp = out_manifest + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(out) + "\n")
     os.replace(tmp, out_manifest)
-    return len(rows)
+    return len(utts)
 
 
 def main() -> None:
