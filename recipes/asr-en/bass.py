@@ -1,25 +1,39 @@
-"""How much voice acting Beneath a Steel Sky holds: the first step of reading it as
-real English speech (package beneath-a-steel-sky, Debian main, freeware; the CD
-release, every line spoken by actors).
+"""The voice acting of Beneath a Steel Sky, read from its archive: the first steps
+of using it as real English speech (package beneath-a-steel-sky, Debian main,
+freeware; the CD release, every line spoken by actors).
 
 The package holds the game's archive: sky.dnr, its directory, and sky.dsk, the
 files. This script reads the directory and each speech file's header and prints
-an inventory (files, minutes, sections); it does not yet write audio or
-transcripts (what that needs is at the end).
+an inventory (files, minutes, sections); it can unpack the recordings and write
+them as WAV, but does not pair them with their text yet (what that needs is at
+the end).
 
   sky.dnr  uint32 entry count, then per entry 8 bytes (little-endian): uint16
            file number; 3 bytes offset into sky.dsk (bits 0-22; bit 23 set: the
            offset counts 16-byte units); 3 bytes flags (bits 0-21 the stored
            size; bit 23 set: stored as is, clear: may be RNC-packed)
-  file     a 44-byte header of 22 uint16 (flag first, the total size at byte 12),
+  file     a 22-byte header of 11 uint16 (flag first, the total size at byte 12),
            then the data; a packed file has bit 7 of flag set, and its unpacked
            size is ((flag & 0xFF00) << 8) | total size, header included
+           (flags bit 22 set: the packed data holds the header too)
   speech   files 50000-59999, unsigned 8-bit mono at 11,025 Hz after the header
+  RNC      ProPack method 1 (`rnc_unpack`): "RNC" 1, big-endian unpacked and
+           packed sizes, CRC-16/ARC of each, a byte this reader skips, the block
+           count; then a bit stream read least significant bit first from
+           little-endian 16-bit words: 2 bits skipped, and per block three
+           Huffman tables (literal run lengths, match distances, match lengths:
+           5 bits of code count, 4 bits of length per code, canonical codes) and
+           a 16-bit command count; a command is a literal run (its bytes sit in
+           the byte stream right after the word the bit reader has reached)
+           and, but for the block's last, a match (distance + 1, length + 2).
+           Symbols 0 and 1 are values; symbol s >= 2 is 2**(s - 1) plus the
+           next s - 1 bits.
 
-Still to do for training data: RNC ProPack method 1 to unpack the speech, and
-the game's text (files 60600-60607 for English) whose Huffman tree is not in
-the package (ScummVM's source carries it per game version), to pair each
-recording with its line.
+`--unpack` unpacks every speech file (both CRCs checked) and counts its samples;
+`--wav-dir DIR` also writes them as WAV (11,025 Hz, the 8-bit samples as
+16-bit). Still to do for training data: the game's text (files 60600-60607 for
+English), Huffman-coded with a tree that is not in the package (ScummVM's
+source carries one per game version), to pair each recording with its line.
 """
 
 from __future__ import annotations
@@ -39,7 +53,7 @@ from common.debian import DebianError, fetch  # noqa: E402  (recipes/ is on the 
 PACKAGE = "beneath-a-steel-sky"
 GAME_DIR = "usr/share/scummvm/beneath-a-steel-sky"
 ENTRY = 8
-HEADER = 44
+HEADER = 22
 SPEECH = range(50000, 60000)
 RATE = 11025  # samples per second, one byte each
 
@@ -54,6 +68,138 @@ class Entry:
     offset: int  # bytes into sky.dsk
     size: int  # bytes stored there
     stored: bool  # flag bit 23: as is (never packed)
+    header_packed: bool = False  # flag bit 22: the packed data holds the header
+
+
+RNC = b"RNC\x01"
+RNC_HEADER = 18
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = crc >> 1 ^ 0xA001 if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_CRC = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/ARC (reflected polynomial 0xA001, start 0), as RNC headers store."""
+    crc = 0
+    for byte in data:
+        crc = crc >> 8 ^ _CRC[(crc ^ byte) & 0xFF]
+    return crc
+
+
+def huffman_codes(lengths: list[int]) -> list[tuple[int, int, int]]:
+    """Canonical codes for per-symbol bit lengths (0: absent), as (length, code
+    with its first bit lowest, symbol), shortest first."""
+    codes, code = [], 0  # `code` is left-aligned in 16 bits
+    for length in range(1, 17):
+        for symbol, n in enumerate(lengths):
+            if n == length:
+                top = code >> (16 - length)
+                rev = int(f"{top:0{length}b}"[::-1], 2)
+                codes.append((length, rev, symbol))
+                code += 1 << (16 - length)
+    return codes
+
+
+class _BitReader:
+    """RNC's bit reader over `data` from byte `start`: a window of the next bits
+    (at least 16), refilled a little-endian word at a time; `src` is the byte
+    where the last word loaded starts, where a literal run's bytes begin."""
+
+    def __init__(self, data: bytes, start: int):
+        self.data = data
+        self.src = start
+        self.window = self._word(start)
+        self.extra = 0  # valid bits above the lowest 16
+
+    def _word(self, at: int) -> int:
+        return int.from_bytes(self.data[at : at + 2].ljust(2, b"\0"), "little")
+
+    def bits(self, n: int) -> int:
+        value = self.window & ((1 << n) - 1)
+        if self.extra < n:
+            self.src += 2
+            self.window |= self._word(self.src) << (16 + self.extra)
+            self.extra += 16
+        self.window >>= n
+        self.extra -= n
+        return value
+
+    def literal(self, n: int) -> bytes:
+        """n bytes from the byte stream; the bit stream goes on after them."""
+        run = self.data[self.src : self.src + n]
+        self.src += n
+        keep = (1 << self.extra) - 1
+        self.window = (self.window & keep | self._word(self.src) << self.extra) & (
+            (1 << (16 + self.extra)) - 1
+        )
+        return run
+
+    def table(self) -> list[tuple[int, int, int]]:
+        count = self.bits(5)
+        return huffman_codes([self.bits(4) for _ in range(count)])
+
+    def value(self, codes: list[tuple[int, int, int]]) -> int:
+        for length, code, symbol in codes:
+            if self.window & ((1 << length) - 1) == code:
+                self.bits(length)
+                if symbol < 2:
+                    return symbol
+                return self.bits(symbol - 1) | 1 << (symbol - 1)
+        raise ValueError("no Huffman code matches the next bits")
+
+
+def rnc_unpack(data: bytes, name: str = "RNC data") -> bytes:
+    """Unpack RNC ProPack method 1 data (layout in the module docstring); a bad
+    signature, CRC or stream is an ArchiveError naming `name`."""
+    if data[:4] != RNC or len(data) < RNC_HEADER:
+        raise ArchiveError(f"{name}: not RNC method 1 data")
+    size, packed = struct.unpack_from(">II", data, 4)
+    crc_out, crc_in = struct.unpack_from(">HH", data, 12)
+    blocks = data[17]
+    body = data[RNC_HEADER : RNC_HEADER + packed]
+    if len(body) != packed or crc16(body) != crc_in:
+        raise ArchiveError(f"{name}: packed data cut or damaged (CRC)")
+    out = bytearray()
+    bits = _BitReader(data, RNC_HEADER)
+    try:
+        bits.bits(2)
+        for _ in range(blocks):
+            raw, dist, lens = bits.table(), bits.table(), bits.table()
+            count = bits.bits(16)
+            for i in range(count, 0, -1):
+                run = bits.value(raw)
+                if run:
+                    out += bits.literal(run)
+                if i > 1:
+                    back = bits.value(dist) + 1
+                    length = bits.value(lens) + 2
+                    if back > len(out):
+                        raise ValueError(f"a match reaches {back} bytes back")
+                    start = len(out) - back
+                    if back >= length:
+                        out += out[start : start + length]
+                    else:
+                        for k in range(length):
+                            out.append(out[start + k])
+            if len(out) > size:
+                raise ValueError(f"more than the {size} bytes announced")
+    except ValueError as e:
+        raise ArchiveError(f"{name}: bad RNC stream ({e})") from None
+    if len(out) != size or crc16(bytes(out)) != crc_out:
+        raise ArchiveError(
+            f"{name}: unpacked {len(out)} bytes of {size}, or their CRC is wrong"
+        )
+    return bytes(out)
 
 
 def read_directory(data: bytes, name: str = "sky.dnr") -> list[Entry]:
@@ -74,7 +220,15 @@ def read_directory(data: bytes, name: str = "sky.dnr") -> list[Entry]:
         start = offset & 0x7FFFFF
         if offset >> 23 & 1:
             start <<= 4
-        entries.append(Entry(number, start, flags & 0x3FFFFF, bool(flags >> 23 & 1)))
+        entries.append(
+            Entry(
+                number,
+                start,
+                flags & 0x3FFFFF,
+                bool(flags >> 23 & 1),
+                bool(flags >> 22 & 1),
+            )
+        )
     return entries
 
 
@@ -89,10 +243,35 @@ def unpacked_size(entry: Entry, header: bytes) -> tuple[int, bool]:
     return entry.size, False
 
 
-def speech_inventory(dnr: str, dsk: str) -> dict:
-    """Count the speech files of an archive and their minutes (from the headers)."""
+def speech_samples(entry: Entry, raw: bytes) -> bytes:
+    """A speech file's 8-bit samples from its stored bytes, unpacked if packed."""
+    size, packed = unpacked_size(entry, raw[:HEADER])
+    if not packed:
+        return raw[HEADER:]
+    data = rnc_unpack(raw[HEADER:], f"file {entry.number}")
+    if len(data) + (0 if entry.header_packed else HEADER) != size:
+        raise ArchiveError(
+            f"file {entry.number}: unpacked to {len(data)} bytes, "
+            f"the header says {size}"
+        )
+    # Unpacked, the file is the header and the samples; the stored header stays
+    # outside the packed data unless flags bit 22 says it is inside.
+    return data[HEADER:] if entry.header_packed else data
+
+
+def speech_inventory(
+    dnr: str, dsk: str, unpack: bool = False, wav_dir: str | None = None
+) -> dict:
+    """Count the speech files of an archive and their minutes: from the headers,
+    or (unpack) from the samples themselves, each file's CRCs checked; wav_dir:
+    write each as <number>.wav there too."""
     with open(dnr, "rb") as f:
         entries = read_directory(f.read(), dnr)
+    if wav_dir:
+        import numpy as np
+        import soundfile as sf
+
+        os.makedirs(wav_dir, exist_ok=True)
     seconds, packed, sections = [], 0, Counter()
     with open(dsk, "rb") as f:
         disk_size = os.fstat(f.fileno()).st_size
@@ -105,8 +284,23 @@ def speech_inventory(dnr: str, dsk: str) -> dict:
                     f"({e.offset} + {e.size} > {disk_size} bytes)"
                 )
             f.seek(e.offset)
-            size, is_packed = unpacked_size(e, f.read(HEADER))
-            seconds.append(max(size - HEADER, 0) / RATE)
+            raw = f.read(e.size if unpack or wav_dir else HEADER)
+            size, is_packed = unpacked_size(e, raw[:HEADER])
+            if unpack or wav_dir:
+                try:
+                    samples = speech_samples(e, raw)
+                except ArchiveError as err:
+                    raise ArchiveError(f"{dsk}: {err}") from None
+                seconds.append(len(samples) / RATE)
+                if wav_dir:
+                    wave = (
+                        np.frombuffer(samples, np.uint8).astype(np.int16) - 128
+                    ) * 256
+                    sf.write(
+                        os.path.join(wav_dir, f"{e.number}.wav"), wave, RATE, "PCM_16"
+                    )
+            else:
+                seconds.append(max(size - HEADER, 0) / RATE)
             packed += is_packed
             sections[e.number // 1000 * 1000] += 1
     return {
@@ -126,6 +320,12 @@ def main() -> None:
         "--game-dir",
         help="a directory with sky.dnr and sky.dsk to read instead of Debian's",
     )
+    ap.add_argument(
+        "--unpack",
+        action="store_true",
+        help="unpack every speech file (CRCs checked) and count its samples",
+    )
+    ap.add_argument("--wav-dir", help="write each speech file here as <number>.wav")
     args = ap.parse_args()
     game, version = args.game_dir, None
     if game is None:
@@ -136,7 +336,10 @@ def main() -> None:
         game, version = os.path.join(pkg.root, GAME_DIR), pkg.version
     try:
         inv = speech_inventory(
-            os.path.join(game, "sky.dnr"), os.path.join(game, "sky.dsk")
+            os.path.join(game, "sky.dnr"),
+            os.path.join(game, "sky.dsk"),
+            args.unpack,
+            args.wav_dir,
         )
     except (ArchiveError, OSError) as e:
         sys.exit(f"ERROR: {e}")
