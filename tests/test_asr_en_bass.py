@@ -23,7 +23,7 @@ spec.loader.exec_module(bass)
 
 HEADER = bass.HEADER
 PACKED = 0x10000 + 22050  # samples of the packed speech file once unpacked
-SAMPLES = bytes(range(100, 200)) * 10  # 1,000 samples for the really packed files
+SAMPLES = bytes(range(100, 200)) * 12  # 1,200 samples (0.11 s), really packed
 
 
 def _header(flag: int, total: int) -> bytes:
@@ -268,3 +268,180 @@ def test_the_script_names_a_damaged_packed_file(tmp_path):
     )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "sky.dsk: file 52003: packed data cut or damaged" in proc.stderr
+
+
+# A tiny hufftext.cpp: the root's children are 1 and 2; the leaves are the end
+# (0), "a", " ", "b", the quote, the backslash and "}" (character literals with
+# escapes, as ScummVM writes them).
+TREE_SOURCE = r"""
+const HuffTree Text::_huffTree_00365[] = {
+	{ 0, 0, 'x' },
+};
+
+const HuffTree Text::_huffTree_00372[] = {
+	{ 1, 2, 0 },
+	{ 3, 4, 0 },
+	{ 5, 6, 0 },
+	{ 0, 0, 0 },
+	{ 7, 8, 0 },
+	{ 0, 0, 'a' },
+	{ 9, 10, 0 },
+	{ 0, 0, ' ' },
+	{ 0, 0, 'b' },
+	{ 11, 12, 0 },
+	{ 0, 0, '\'' },
+	{ 0, 0, '\\' },
+	{ 0, 0, '}' },
+};
+"""
+
+
+def _codes(tree: list[tuple[int, int, int]]) -> dict[int, str]:
+    """The bit string of each leaf's value (left 0, right 1)."""
+    out, todo = {}, [(0, "")]
+    while todo:
+        node, path = todo.pop()
+        left, right, value = tree[node]
+        if left or right:
+            todo += [(left, path + "0"), (right, path + "1")]
+        else:
+            out[value] = path
+    return out
+
+
+def text_section(lines: list[str], tree: list[tuple[int, int, int]]) -> bytes:
+    """A section's text file as the game lays it out (bass.py's docstring): lines
+    start on 2-bit units; a line of 128 units or more pads to a multiple of 8
+    and is written with bit 7 of its skip byte set."""
+    codes = _codes(tree)
+    bits, skips, block_units = "", [], []
+    for i, line in enumerate(lines):
+        code = "".join(codes[ord(c)] for c in line) + codes[0]
+        units = -(-len(code) // 2)
+        if units >= 128:
+            units = -(-units // 8) * 8
+            skips.append(0x80 | units >> 3)
+        else:
+            skips.append(units)
+        bits += code.ljust(units * 2, "0")
+        if i % 32 == 0:
+            block_units.append(0)
+        block_units[-1] += units
+    skips += [0] * (-len(skips) % 32)
+    bits = bits.ljust(-(-len(bits) // 8) * 8, "0")
+    data = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+    head = 4 + 2 * len(block_units)
+    return (
+        struct.pack("<HH", head, head + len(skips))
+        + struct.pack(f"<{len(block_units)}H", *block_units)
+        + bytes(skips)
+        + data
+        + b"\0\0"
+    )
+
+
+def test_read_tree_takes_the_named_tree_and_its_character_literals():
+    tree = bass.read_tree(TREE_SOURCE)
+    assert len(tree) == 13 and tree[0] == (1, 2, 0)
+    assert [v for left, right, v in tree if not left] == [0, 97, 32, 98, 39, 92, 125]
+    with pytest.raises(bass.ArchiveError, match="no tree"):
+        bass.read_tree(TREE_SOURCE, "_huffTree_00999")
+    broken = TREE_SOURCE.replace("{ 11, 12, 0 }", "{ 11, 13, 0 }")
+    with pytest.raises(bass.ArchiveError, match="node 9 has a child outside"):
+        bass.read_tree(broken)
+
+
+def test_decode_line_finds_every_line_across_blocks_and_long_skips():
+    tree = bass.read_tree(TREE_SOURCE)
+    lines = [("ab " * (i % 7)) + "b'a\\}" for i in range(70)]
+    lines[33] = "a b" * 60  # more than 128 units: the coarse skip
+    data = text_section(lines, tree)
+    for i, line in enumerate(lines):
+        assert bass.decode_line(data, i, tree) == line
+
+
+def test_line_of_maps_speech_files_to_sections():
+    assert bass.line_of(50000) == (0, 0)
+    assert bass.line_of(50599) == (0, 599)
+    assert bass.line_of(50600) == (1, 0)
+    assert bass.line_of(55080) == (6, 0)
+    assert bass.line_of(56000) is None
+    assert bass.line_of(59000) is None
+
+
+def test_tree_from_tarball_finds_the_file_and_keeps_it(tmp_path):
+    import io
+    import tarfile
+
+    tarball = tmp_path / "scummvm_1.orig.tar.xz"
+    with tarfile.open(tarball, "w:xz") as tar:
+        for name, text in [
+            ("scummvm-1/README", "x"),
+            ("scummvm-1/engines/sky/hufftext.cpp", TREE_SOURCE),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    cache = tmp_path / "cache" / "hufftext.cpp"
+    assert bass.tree_from_tarball(str(tarball), str(cache)) == TREE_SOURCE
+    tarball.unlink()  # read from the cache now
+    assert bass.tree_from_tarball(str(tarball), str(cache)) == TREE_SOURCE
+
+
+def test_the_script_writes_manifests_s2s_reads(tmp_path):
+    """Speech files paired with their lines through --out, on a tiny archive
+    whose sections hold text files; the lines land in the split of their block
+    and are normalised as the other game's lines are."""
+    tree = bass.read_tree(TREE_SOURCE)
+    game = _archive(tmp_path, real=True)  # speech 50001 (0.5 s), 52003, 53000, 59000
+    texts = {
+        0: ["", "a b'a"],  # line 1 of section 0 is file 50001
+        2: [""] * 903 + ["ba ab"],  # file 52003 = 50000 + 1100 + 903
+        3: [""] * 570 + ["b a  b"],  # file 53000 = 50000 + 2430 + 570
+    }
+    dnr, dsk = (
+        (game / "sky.dnr").read_bytes(),
+        bytearray((game / "sky.dsk").read_bytes()),
+    )
+    count, table = struct.unpack_from("<I", dnr)[0], bytearray(dnr[4:])
+    for section in range(7):
+        data = text_section(texts.get(section, ["a"]), tree)
+        table += struct.pack("<H", 60600 + section) + len(dsk).to_bytes(3, "little")
+        table += (len(data) | 1 << 23).to_bytes(3, "little")
+        dsk += data
+    (game / "sky.dnr").write_bytes(struct.pack("<I", count + 7) + table)
+    (game / "sky.dsk").write_bytes(dsk)
+    (tmp_path / "hufftext.cpp").write_text(TREE_SOURCE)
+    out = tmp_path / "data"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RECIPE / "bass.py"),
+            "--game-dir",
+            str(game),
+            "--tree-source",
+            str(tmp_path / "hufftext.cpp"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stats = json.loads(proc.stdout)
+    assert stats["dropped"] == {"no-line": 1}  # 59000
+    rows = {}
+    for split in ("train", "valid", "test"):
+        lines = (out / f"bass_{split}.tsv").read_text().splitlines()
+        assert lines[0] == "id\tpath\tduration\ttext\traw_text"
+        for line in lines[1:]:
+            rows[line.split("\t")[0]] = (split, line.split("\t"))
+    assert sorted(rows) == ["bass-50001", "bass-52003", "bass-53000"]
+    assert rows["bass-50001"][1][3:] == ["a b'a", "a b'a"]
+    assert rows["bass-53000"][1][3:] == ["b a b", "b a b"]  # spaces collapsed
+    assert rows["bass-52003"][0] == bass.split_of(2, 903)
+    assert rows["bass-50001"][1][1:3] == ["audio/bass/50001.wav", "0.500"]
+    from s2s.data.audio import read_manifest
+
+    for split in ("train", "valid", "test"):
+        read_manifest(str(out / f"bass_{split}.tsv"))

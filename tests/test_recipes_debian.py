@@ -15,11 +15,14 @@ import pytest
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 sys.path.insert(0, str(RECIPES))
-from common.debian import DebianError, download, extract, fetch  # noqa: E402
+import common.debian as debian  # noqa: E402
+from common.debian import DebianError, download, extract, fetch, fetch_source  # noqa: E402
 
 # apt-get: `update` writes a Packages file into Dir::State::Lists unless
 # FAKE_UPDATE_FAILS is set; `download` writes <pkg>_1.0-2_all.deb into the
-# current directory for every package except those named missing*.
+# current directory for every package except those named missing*; `source`
+# writes <pkg>_1.0.orig.tar.xz (and fails, as a missing .debian.tar.xz would,
+# when FAKE_SOURCE_PARTIAL is set), or fails for missing*.
 FAKE_APT = r"""#!/bin/sh
 echo "apt-get $*" >> "$FAKE_LOG"
 lists=""
@@ -29,14 +32,24 @@ done
 cmd=""; pkgs=""
 for a in "$@"; do
   case "$a" in
-    update|download) cmd="$a";;
+    update|download|source) cmd="$a";;
     -*|Dir::*) ;;
-    *) [ "$cmd" = download ] && pkgs="$pkgs $a";;
+    *) [ -n "$cmd" ] && pkgs="$pkgs $a";;
   esac
 done
 if [ "$cmd" = update ]; then
   [ -n "$FAKE_UPDATE_FAILS" ] && { echo "E: no network" >&2; exit 100; }
   touch "$lists/deb.example_dists_main_binary-amd64_Packages"; exit 0
+fi
+if [ "$cmd" = source ]; then
+  for p in $pkgs; do
+    case "$p" in
+      missing*) echo "E: Unable to find a source package for $p" >&2; exit 100;;
+      *) echo "tarball of $p" > "${p}_1.0.orig.tar.xz";;
+    esac
+  done
+  [ -n "$FAKE_SOURCE_PARTIAL" ] && { echo "E: 404 Not Found" >&2; exit 100; }
+  exit 0
 fi
 rc=0
 for p in $pkgs; do
@@ -73,6 +86,7 @@ def fake(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("FAKE_LOG", str(log))
     monkeypatch.delenv("FAKE_UPDATE_FAILS", raising=False)
     monkeypatch.delenv("FAKE_DPKG_FAILS", raising=False)
+    monkeypatch.delenv("FAKE_SOURCE_PARTIAL", raising=False)
     return log
 
 
@@ -185,3 +199,45 @@ def test_scripts_find_the_helper_from_any_directory(recipe, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert "usage:" in r.stdout
+
+
+@pytest.fixture
+def system_sources(tmp_path, monkeypatch) -> Path:
+    """The system's apt sources, one of each format, in tmp_path/etc."""
+    etc = tmp_path / "etc"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list").write_text(
+        "# a comment\ndeb http://deb.example/debian stable main\n"
+    )
+    (etc / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.example/debian\nSuites: stable\n"
+        "Components: main\n"
+    )
+    monkeypatch.setattr(debian, "SYSTEM_SOURCES", str(etc / "sources.list"))
+    monkeypatch.setattr(debian, "SYSTEM_SOURCE_PARTS", str(etc / "sources.list.d"))
+    return etc
+
+
+def test_fetch_source_downloads_the_tarball_once_with_deb_src_lists(
+    fake, system_sources, tmp_path, monkeypatch
+):
+    work = tmp_path / "work"
+    monkeypatch.setenv("FAKE_SOURCE_PARTIAL", "1")  # the tarball is what counts
+    got = fetch_source("gamma", str(work))
+    assert got == str(work / "src" / "gamma_1.0.orig.tar.xz")
+    apt = work / "src-apt"
+    assert (apt / "sources.list").read_text() == (
+        "deb-src http://deb.example/debian stable main\n"
+    )
+    parts = (apt / "sources.list.d" / "debian.sources").read_text()
+    assert parts.startswith("Types: deb-src\nURIs: http://deb.example/debian")
+    (update,) = calls(fake, " update")
+    assert f"Dir::State::Lists={work / 'src-lists'}" in update
+    assert "Dir::Etc::SourceParts=" in update
+    assert fetch_source("gamma", str(work)) == got
+    assert len(calls(fake, " source ")) == 1  # not downloaded again
+
+
+def test_fetch_source_names_a_package_it_cannot_get(fake, system_sources, tmp_path):
+    with pytest.raises(DebianError, match="could not download the source package"):
+        fetch_source("missing-delta", str(tmp_path / "work"))

@@ -381,6 +381,52 @@ def test_asr_en_mix_joins_synthetic_and_game_speech(tmp_path):
     assert "ASR_BIN=" + str(work / "exp" / "data-bin-mix") in lm, lm
 
 
+def test_asr_en_mix_can_add_the_second_game(tmp_path):
+    """`make mix BASS_REPEAT=N`: bass.py's train lines N times after the first
+    game's, ids b1-, b2-, ...; bass_test joins the tests."""
+    recipes = _recipes_copy(tmp_path, ["asr-en", "lm-cs"])
+    sentences = tmp_path / "sentences.en"
+    sentences.write_text("a sentence\n")
+    common = ("S2S=s2s", "PYTHON=python3", f"SENTENCES={sentences}")
+    mix = ("MIX_TRAIN=data/mixb.tsv", "BASS_REPEAT=2", "MIX_RUN=exp/mixb")
+    out = _make_n(tmp_path, recipes / "asr-en", "mix", *mix, *common)
+    steps = [
+        "python3 fotaq.py --work work --out data",
+        "python3 bass.py --work work --out data",
+        'sed "s/^/r$i-/"',
+        'sed "s/^/b$i-/"',
+        "mv data/mixb.tsv.tmp data/mixb.tsv",
+        "s2s prep speech --train data/mixb.tsv --valid data/fotaq_valid.tsv",
+        "for t in test fotaq_test pocketsphinx_test bass_test; do",
+    ]
+    _in_order(out, steps)
+    work = recipes / "asr-en"
+    (work / "data").mkdir()
+    for name, row in [
+        ("train.tsv", "a\ta.wav\t1.0\thello\tflite"),
+        ("fotaq_train.tsv", "f\tf.mp3\t2.0\tyes\tjoe"),
+        ("bass_train.tsv", "bass-50001\taudio/bass/50001.wav\t0.5\tno\tNo!"),
+    ]:
+        (work / "data" / name).write_text("id\tpath\tduration\ttext\tx\n" + row + "\n")
+    r = subprocess.run(
+        ["make", "-s", "data/mixb.tsv", *mix, "FOTAQ_REPEAT=1", *common],
+        cwd=work,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (work / "data" / "mixb.tsv").read_text() == (
+        "id\tpath\tduration\ttext\n"
+        "a\ta.wav\t1.0\thello\n"
+        "r1-f\tf.mp3\t2.0\tyes\n"
+        "b1-bass-50001\taudio/bass/50001.wav\t0.5\tno\n"
+        "b2-bass-50001\taudio/bass/50001.wav\t0.5\tno\n"
+    )
+    # Without BASS_REPEAT the mix is the first game's only, as before.
+    plain = _make_n(tmp_path, work, "mix", *common)
+    assert "bass" not in plain, plain
+
+
 FAKE_S2S = """#!{python}
 # A stand-in for s2s in the fusion recipe: `transcribe` writes its beam and LM
 # weight as the hypothesis; `score wer` scores them from a table.

@@ -5,8 +5,8 @@ freeware; the CD release, every line spoken by actors).
 The package holds the game's archive: sky.dnr, its directory, and sky.dsk, the
 files. This script reads the directory and each speech file's header and prints
 an inventory (files, minutes, sections); it can unpack the recordings and write
-them as WAV, but does not pair them with their text yet (what that needs is at
-the end).
+them as WAV, and with --out pairs each with its line of text and writes
+manifests (OUT/bass_{train,valid,test}.tsv, split by blocks of 32 lines).
 
   sky.dnr  uint32 entry count, then per entry 8 bytes (little-endian): uint16
            file number; 3 bytes offset into sky.dsk (bits 0-22; bit 23 set: the
@@ -29,26 +29,39 @@ the end).
            Symbols 0 and 1 are values; symbol s >= 2 is 2**(s - 1) plus the
            next s - 1 bits.
 
+  text     English lines: files 60600 + section (0-6), stored as is: uint16 where
+           the skip bytes start (less the block's number times 32), uint16 where
+           the bits start, uint16 per block of 32 lines its length; one skip byte
+           per line (its length; bit 7 set: the low 7 bits times 8), lengths in
+           2-bit units; a line is Huffman-coded characters, first bit highest,
+           up to a 0. The tree is not in the package (the original executable
+           held it): ScummVM's source carries one per game version, and this
+           script reads it from Debian's `scummvm` source package
+           (engines/sky/hufftext.cpp, `_huffTree_00372`: children and value)
+  pairing  line n of section s is spoken in file 50000 + SPEECH_BASE[s] + n
+
 `--unpack` unpacks every speech file (both CRCs checked) and counts its samples;
 `--wav-dir DIR` also writes them as WAV (11,025 Hz, the 8-bit samples as
-16-bit). Still to do for training data: the game's text (files 60600-60607 for
-English), Huffman-coded with a tree that is not in the package (ScummVM's
-source carries one per game version), to pair each recording with its line.
+16-bit).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import re
 import statistics
 import struct
 import sys
+import tarfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from common.debian import DebianError, fetch  # noqa: E402  (recipes/ is on the path now)
+from common.debian import DebianError, fetch, fetch_source  # noqa: E402  (recipes/ is on the path now)
 
 PACKAGE = "beneath-a-steel-sky"
 GAME_DIR = "usr/share/scummvm/beneath-a-steel-sky"
@@ -56,6 +69,12 @@ ENTRY = 8
 HEADER = 22
 SPEECH = range(50000, 60000)
 RATE = 11025  # samples per second, one byte each
+TEXT_FILES = 60600  # + section, English
+SPEECH_BASE = (0, 600, 1100, 2430, 3380, 4530, 5080)  # per section (7)
+SOURCE = "scummvm"  # the Debian source package that carries the text's tree
+TREE_FILE = "engines/sky/hufftext.cpp"
+TREE_NAME = "_huffTree_00372"
+SPLITS = ("train", "valid", "test")
 
 
 class ArchiveError(Exception):
@@ -202,6 +221,73 @@ def rnc_unpack(data: bytes, name: str = "RNC data") -> bytes:
     return bytes(out)
 
 
+def read_tree(source: str, name: str = TREE_NAME) -> list[tuple[int, int, int]]:
+    """The Huffman tree `name` of a hufftext.cpp: (left, right, value) per node,
+    node 0 the root, a leaf has no children; values are C character literals
+    or numbers."""
+    start = source.find(name + "[] = {")
+    end = source.find("\n};", start)
+    if start < 0 or end < 0:
+        raise ArchiveError(f"no tree {name} in the source")
+    nodes = []
+    for left, right, value in re.findall(
+        r"\{\s*(\d+),\s*(\d+),\s*('(?:\\.|[^'\\])'|\d+)\s*\}", source[start:end]
+    ):
+        v = ord(ast.literal_eval(value)) if value.startswith("'") else int(value)
+        nodes.append((int(left), int(right), v))
+    for i, (left, right, _) in enumerate(nodes):
+        if max(left, right) >= len(nodes) or (left or right) and not (left and right):
+            raise ArchiveError(f"{name}: node {i} has a child outside the tree")
+    return nodes
+
+
+def tree_from_tarball(tarball: str, cache: str) -> str:
+    """TREE_FILE's text from a ScummVM source tarball, kept at `cache`."""
+    if not os.path.exists(cache):
+        with tarfile.open(tarball) as tar:
+            for member in tar:
+                if member.name.endswith("/" + TREE_FILE):
+                    data = tar.extractfile(member).read()
+                    break
+            else:
+                raise ArchiveError(f"{tarball}: no {TREE_FILE}")
+        os.makedirs(os.path.dirname(cache) or ".", exist_ok=True)
+        with open(cache + ".part", "wb") as f:
+            f.write(data)
+        os.replace(cache + ".part", cache)
+    with open(cache, encoding="latin-1") as f:
+        return f.read()
+
+
+def decode_line(data: bytes, number: int, tree: list[tuple[int, int, int]]) -> str:
+    """Line `number` (block * 32 + line in block) of a section's text file."""
+    block, line = number & 0xFE0, number & 0x1F
+    units = sum(struct.unpack_from(f"<{block >> 5}H", data, 4)) if block else 0
+    skips = block + struct.unpack_from("<H", data, 0)[0]
+    for skip in data[skips : skips + line]:
+        units += (skip & 0x7F) << 3 if skip & 0x80 else skip
+    pos = struct.unpack_from("<H", data, 2)[0] * 8 + units * 2  # in bits
+    out = []
+    while True:
+        node = 0
+        while tree[node][0] or tree[node][1]:
+            bit = data[pos >> 3] >> (7 - (pos & 7)) & 1
+            node = tree[node][bit]
+            pos += 1
+        if tree[node][2] == 0:
+            return bytes(out).decode("latin-1")
+        out.append(tree[node][2])
+
+
+def line_of(file_number: int) -> tuple[int, int] | None:
+    """(section, line) spoken in a speech file; None outside the sections."""
+    k = file_number - SPEECH.start
+    for section in range(len(SPEECH_BASE) - 1, -1, -1):
+        if k >= SPEECH_BASE[section]:
+            return (section, k - SPEECH_BASE[section]) if k < 6000 else None
+    return None
+
+
 def read_directory(data: bytes, name: str = "sky.dnr") -> list[Entry]:
     """The entries of a sky.dnr's bytes; an error names `name` and the entry."""
     if len(data) < 4:
@@ -313,6 +399,82 @@ def speech_inventory(
     }
 
 
+def split_of(section: int, line: int, valid_mod: int = 2, test_mod: int = 2) -> str:
+    """A fixed split per block of 32 lines (crc32 of "section-block"), so a
+    stretch of conversation stays in one split."""
+    h = zlib.crc32(f"{section}-{line >> 5}".encode()) % 20
+    return "test" if h < test_mod else "valid" if h < test_mod + valid_mod else "train"
+
+
+def write_manifests(dnr: str, dsk: str, tree: list, out: str) -> dict:
+    """Every speech file with a line: OUT/audio/bass/<number>.wav and
+    OUT/bass_{train,valid,test}.tsv; returns the counts."""
+    import numpy as np
+    import soundfile as sf
+    from fotaq import transcript
+
+    with open(dnr, "rb") as f:
+        entries = read_directory(f.read(), dnr)
+    by_number = {e.number: e for e in entries}
+    adir = os.path.join(out, "audio", "bass")
+    os.makedirs(adir, exist_ok=True)
+    rows = {s: [] for s in SPLITS}
+    dropped: Counter[str] = Counter()
+    with open(dsk, "rb") as f:
+        texts = {}
+        for section in range(len(SPEECH_BASE)):
+            e = by_number.get(TEXT_FILES + section)
+            if e is None:
+                raise ArchiveError(f"{dnr}: no text file {TEXT_FILES + section}")
+            f.seek(e.offset)
+            texts[section] = f.read(e.size)
+        for e in entries:
+            where = line_of(e.number) if e.number in SPEECH else None
+            if where is None:
+                if e.number in SPEECH:
+                    dropped["no-line"] += 1
+                continue
+            section, line = where
+            try:
+                raw = decode_line(texts[section], line, tree)
+            except (IndexError, struct.error):
+                dropped["text-unreadable"] += 1
+                continue
+            text, why = transcript(raw)
+            if text is None:
+                dropped[why] += 1
+                continue
+            f.seek(e.offset)
+            try:
+                samples = speech_samples(e, f.read(e.size))
+            except ArchiveError as err:
+                raise ArchiveError(f"{dsk}: {err}") from None
+            seconds = len(samples) / RATE
+            if seconds <= 0.1:
+                dropped["empty-audio"] += 1
+                continue
+            wav = os.path.join(adir, f"{e.number}.wav")
+            if not os.path.exists(wav):
+                wave = (np.frombuffer(samples, np.uint8).astype(np.int16) - 128) * 256
+                sf.write(wav + ".part.wav", wave, RATE, "PCM_16")
+                os.replace(wav + ".part.wav", wav)
+            rel = os.path.relpath(wav, out)
+            rows[split_of(section, line)].append((e.number, rel, seconds, text, raw))
+    stats = {"dropped": dict(dropped.most_common()), "splits": {}}
+    for split, rs in rows.items():
+        with open(os.path.join(out, f"bass_{split}.tsv"), "w", encoding="utf-8") as g:
+            g.write("id\tpath\tduration\ttext\traw_text\n")
+            for number, rel, seconds, text, raw in rs:
+                cols = [f"bass-{number}", rel, f"{seconds:.3f}", text]
+                g.write("\t".join(cols + [" ".join(raw.split())]) + "\n")
+        stats["splits"][split] = {
+            "utterances": len(rs),
+            "minutes": round(sum(r[2] for r in rs) / 60, 2),
+            "words": sum(len(r[3].split()) for r in rs),
+        }
+    return stats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default="work")
@@ -326,24 +488,39 @@ def main() -> None:
         help="unpack every speech file (CRCs checked) and count its samples",
     )
     ap.add_argument("--wav-dir", help="write each speech file here as <number>.wav")
+    ap.add_argument(
+        "--out", help="write manifests and audio here (data/), each line with its text"
+    )
+    ap.add_argument(
+        "--tree-source",
+        help=f"a {os.path.basename(TREE_FILE)} to read the text's tree from, "
+        f"instead of Debian's {SOURCE} source package",
+    )
     args = ap.parse_args()
     game, version = args.game_dir, None
-    if game is None:
-        try:
-            pkg = fetch([PACKAGE], args.work)[PACKAGE]
-        except DebianError as e:
-            sys.exit(f"ERROR: {e}")
-        game, version = os.path.join(pkg.root, GAME_DIR), pkg.version
     try:
-        inv = speech_inventory(
-            os.path.join(game, "sky.dnr"),
-            os.path.join(game, "sky.dsk"),
-            args.unpack,
-            args.wav_dir,
-        )
-    except (ArchiveError, OSError) as e:
+        if game is None:
+            pkg = fetch([PACKAGE], args.work)[PACKAGE]
+            game, version = os.path.join(pkg.root, GAME_DIR), pkg.version
+        dnr, dsk = os.path.join(game, "sky.dnr"), os.path.join(game, "sky.dsk")
+        inv = speech_inventory(dnr, dsk, args.unpack, args.wav_dir)
+        result = {"package": PACKAGE, "version": version, **inv}
+        if args.out:
+            if args.tree_source:
+                with open(args.tree_source, encoding="latin-1") as f:
+                    source = f.read()
+            else:
+                tarball = fetch_source(SOURCE, args.work)
+                cache = os.path.join(args.work, "extract", "scummvm-hufftext.cpp")
+                source = tree_from_tarball(tarball, cache)
+                result["tree_from"] = os.path.basename(tarball)
+            tree = read_tree(source)
+            result.update(write_manifests(dnr, dsk, tree, args.out))
+            with open(os.path.join(args.out, "bass_stats.json"), "w") as f:
+                json.dump(result, f, indent=1)
+    except (DebianError, ArchiveError, OSError, tarfile.TarError) as e:
         sys.exit(f"ERROR: {e}")
-    print(json.dumps({"package": PACKAGE, "version": version, **inv}, indent=1))
+    print(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":

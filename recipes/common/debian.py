@@ -5,6 +5,8 @@ The recipes take their data from Debian packages. Nothing is installed:
   WORK/debs/<pkg>_<version>_<arch>.deb   ``apt-get download``, once per package
   WORK/extract/<pkg>/                    ``dpkg-deb -x``, once per .deb (a stamp
                                          file names the .deb it came from)
+  WORK/src/<pkg>_<version>.orig.tar.*    ``apt-get source --download-only``
+                                         (`fetch_source`), once per source package
 
 Package lists: a private lists directory WORK/lists, filled by
 ``apt-get update`` pointed at it (needs no root and leaves the system lists
@@ -34,10 +36,13 @@ __all__ = [
     "download",
     "extract",
     "fetch",
+    "fetch_source",
     "find_deb",
 ]
 
 STAMP = ".extracted-from"
+SYSTEM_SOURCES = "/etc/apt/sources.list"
+SYSTEM_SOURCE_PARTS = "/etc/apt/sources.list.d"
 # apt-get's words for "the lists don't know this package".
 UNKNOWN_PACKAGE = re.compile(
     r"Unable to locate package|has no installation candidate|No packages found"
@@ -172,6 +177,72 @@ def extract(pkg: str, work: str) -> str:
         shutil.rmtree(dest)
     os.replace(tmp, dest)
     return dest
+
+
+def fetch_source(pkg: str, work: str) -> str:
+    """The upstream tarball of source package `pkg` in WORK/src, downloaded once.
+
+    apt needs ``deb-src`` entries: the system's ``deb`` entries are copied with
+    that type into WORK/src-apt and their Sources indexes fetched into
+    WORK/src-lists; nothing outside WORK changes. Only the ``.orig`` tarball is
+    needed, so a failure to fetch the other files of the source package is not
+    an error when it arrived.
+    """
+    srcdir = os.path.join(work, "src")
+    os.makedirs(srcdir, exist_ok=True)
+    found = _orig_tarball(srcdir, pkg)
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        raise DebianError(
+            f"apt-get not found: place the .orig tarball of the source package {pkg} "
+            f"into {srcdir} by hand"
+        )
+    etc = os.path.abspath(os.path.join(work, "src-apt"))
+    parts = os.path.join(etc, "sources.list.d")
+    listdir = os.path.abspath(os.path.join(work, "src-lists"))
+    os.makedirs(parts, exist_ok=True)
+    os.makedirs(os.path.join(listdir, "partial"), exist_ok=True)
+    with open(os.path.join(etc, "sources.list"), "w", encoding="utf-8") as out:
+        for path in [
+            SYSTEM_SOURCES,
+            *sorted(glob.glob(SYSTEM_SOURCE_PARTS + "/*.list")),
+        ]:
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as f:
+                    out.writelines(
+                        "deb-src" + line[3:] for line in f if line.startswith("deb ")
+                    )
+    for path in sorted(glob.glob(SYSTEM_SOURCE_PARTS + "/*.sources")):
+        with open(path, encoding="utf-8") as f:
+            text = re.sub(r"(?m)^Types:\s*deb\s*$", "Types: deb-src", f.read())
+        with open(os.path.join(parts, os.path.basename(path)), "w") as f:
+            f.write(text)
+    opts = [
+        "-o",
+        "Dir::Etc::SourceList=" + os.path.join(etc, "sources.list"),
+        "-o",
+        "Dir::Etc::SourceParts=" + parts,
+        "-o",
+        "Dir::State::Lists=" + listdir,
+    ]
+    r = _apt(["apt-get", "-q", *opts, "update"], cwd=work)
+    if r.returncode != 0:
+        raise DebianError(
+            f"could not fetch the Sources indexes for {pkg}: {r.stderr.strip()}"
+        )
+    r = _apt(["apt-get", "-q", *opts, "source", "--download-only", pkg], cwd=srcdir)
+    found = _orig_tarball(srcdir, pkg)
+    if not found:
+        raise DebianError(
+            f"could not download the source package {pkg}: {r.stderr.strip()}"
+        )
+    return found
+
+
+def _orig_tarball(srcdir: str, pkg: str) -> str | None:
+    hits = sorted(glob.glob(os.path.join(srcdir, glob.escape(pkg) + "_*.orig.tar.*")))
+    return hits[-1] if hits else None
 
 
 def deb_version(deb: str) -> str:
