@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "asr-en"
+sys.path.insert(0, str(RECIPE))  # for the script's own imports (rnc, fotaq)
 
 spec = importlib.util.spec_from_file_location("asr_en_bass", RECIPE / "bass.py")
 bass = importlib.util.module_from_spec(spec)
@@ -246,12 +247,12 @@ def test_rnc_unpack_restores_literals_and_matches(commands):
 
 def test_rnc_unpack_names_damage():
     packed = bytearray(rnc_pack([(b"abc", 3, 6), (b"XYZ", 0, 0)]))
-    with pytest.raises(bass.ArchiveError, match="f7: not RNC"):
+    with pytest.raises(bass.RncError, match="f7: not RNC"):
         bass.rnc_unpack(b"RNX" + bytes(packed[3:]), "f7")
     packed[-1] ^= 0xFF
-    with pytest.raises(bass.ArchiveError, match="f7: packed data cut or damaged"):
+    with pytest.raises(bass.RncError, match="f7: packed data cut or damaged"):
         bass.rnc_unpack(bytes(packed), "f7")
-    with pytest.raises(bass.ArchiveError, match="f7: packed data cut"):
+    with pytest.raises(bass.RncError, match="f7: packed data cut"):
         bass.rnc_unpack(bytes(packed[:-3]), "f7")
 
 

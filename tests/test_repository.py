@@ -49,6 +49,17 @@ def test_no_large_files_are_tracked():
     assert big == [], f"files over 2 MB in git: {big}"
 
 
+def _make(directory, target, *variables):
+    """A real (quiet) `make` of `target` in `directory`, which must succeed."""
+    r = subprocess.run(
+        ["make", "-s", target, *variables],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+
+
 def _make_n(tmp_path, directory, target, *variables):
     """`make -n` of `target` in `directory` against a stub top-level Makefile (ROOT)
     whose `install` echoes its own BIN; the dry run must stay dry."""
@@ -349,13 +360,7 @@ def test_asr_en_mix_joins_synthetic_and_game_speech(tmp_path):
     (work / "data" / "fotaq_train.tsv").write_text(
         "id\tpath\tduration\ttext\tspeaker\nf\tf.mp3\t2.0\tyes\tjoe\n"
     )
-    r = subprocess.run(
-        ["make", "-s", "data/mix_train.tsv", "FOTAQ_REPEAT=2", *common],
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    _make(work, "data/mix_train.tsv", "FOTAQ_REPEAT=2", *common)
     assert (work / "data" / "mix_train.tsv").read_text() == (
         "id\tpath\tduration\ttext\n"
         "a\ta.wav\t1.0\thello\n"
@@ -408,13 +413,7 @@ def test_asr_en_mix_can_add_the_second_game(tmp_path):
         ("bass_train.tsv", "bass-50001\taudio/bass/50001.wav\t0.5\tno\tNo!"),
     ]:
         (work / "data" / name).write_text("id\tpath\tduration\ttext\tx\n" + row + "\n")
-    r = subprocess.run(
-        ["make", "-s", "data/mixb.tsv", *mix, "FOTAQ_REPEAT=1", *common],
-        cwd=work,
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    _make(work, "data/mixb.tsv", *mix, "FOTAQ_REPEAT=1", *common)
     assert (work / "data" / "mixb.tsv").read_text() == (
         "id\tpath\tduration\ttext\n"
         "a\ta.wav\t1.0\thello\n"
