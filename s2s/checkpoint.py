@@ -140,10 +140,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def target_vocab(path: str | Path) -> Vocab:
     """The target vocabulary of a checkpoint (`s2s prep text --vocab-from`)."""
-    proto = load_checkpoint(path).get("vocab", {}).get("tgt")
+    return target_vocab_and_features(path)[0]
+
+
+def target_vocab_and_features(path: str | Path) -> tuple[Vocab, dict | None]:
+    """A checkpoint's target vocabulary and its audio feature settings (None for a
+    text checkpoint): `s2s prep speech --vocab-from`."""
+    ckpt = load_checkpoint(path)
+    proto = ckpt.get("vocab", {}).get("tgt")
     if proto is None:
         raise S2SError(f"{path}: the checkpoint holds no target vocabulary")
-    return Vocab(proto)
+    return Vocab(proto), ckpt.get("features")
 
 
 def load_model(

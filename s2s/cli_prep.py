@@ -163,10 +163,21 @@ def prep_speech_cmd(
         str | None,
         typer.Option(help="Extra training copies at these speeds, e.g. 0.9,1.1"),
     ] = None,
+    vocab_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reuse the vocabulary of a speech checkpoint (to fine-tune it on "
+            "this data with train.init_from); its features must be these"
+        ),
+    ] = None,
 ) -> None:
     """Compute log-mel features, CMVN statistics and a vocabulary from manifests."""
+    from s2s.checkpoint import target_vocab_and_features
     from s2s.data.prep_speech import SpeechPrepOptions, prep_speech
 
+    vocab, vocab_features = (
+        target_vocab_and_features(vocab_from) if vocab_from else (None, None)
+    )
     opts = SpeechPrepOptions(
         train=train,
         valid=valid,
@@ -179,5 +190,8 @@ def prep_speech_cmd(
         max_seconds=max_seconds,
         skip_bad=skip_bad,
         speed_perturb=_speeds(speed_perturb),
+        vocab_from=str(vocab_from) if vocab_from else None,
+        vocab=vocab,
+        vocab_features=vocab_features,
     )
     prep_speech(opts, out, log=lambda m: typer.echo(m, err=True))

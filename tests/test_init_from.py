@@ -85,3 +85,71 @@ def test_the_message_groups_the_fresh_weights():
     from s2s.train.init_from import _groups
 
     assert _groups(["decoder.a", "decoder.b", "head.w"]) == "decoder.* (2), head.w"
+
+
+def _subset(tone_raw, tmp_path, n):
+    """The first n lines of the tone training manifest, with absolute paths."""
+    rows = (tone_raw / "train.tsv").read_text().splitlines()
+    out = [rows[0]]
+    for row in rows[1 : n + 1]:
+        uid, path, *rest = row.split("\t")
+        out.append("\t".join([uid, str(tone_raw / path), *rest]))
+    (tmp_path / "sub.tsv").write_text("\n".join(out) + "\n")
+    return tmp_path / "sub.tsv"
+
+
+def _prep(tone_raw, train, out, *more):
+    args = ["prep", "speech", "--train", str(train), "--chars"]
+    args += ["--valid", str(tone_raw / "valid.tsv"), "--out", str(out), *more]
+    return runner.invoke(app, args)
+
+
+def test_prep_vocab_from_makes_data_to_fine_tune_on(tone_raw, tone_run, tmp_path):
+    """`s2s prep speech --vocab-from`: new data in the checkpoint's vocabulary, so
+    train.init_from accepts it; a vocabulary of its own would be refused."""
+    ckpt = tone_run / "best.pt"
+    sub = _subset(tone_raw, tmp_path, 6)
+    own = _prep(tone_raw, sub, tmp_path / "own", "--num-mels", "20")
+    assert own.exit_code == 0, own.output
+    # six sentences do not hold every symbol, or not as often: another vocabulary
+    proto = load_checkpoint(ckpt)["vocab"]["tgt"]
+    assert (tmp_path / "own" / "spm.model").read_bytes() != proto
+    r = _prep(tone_raw, sub, tmp_path / "bin", "--num-mels", "20", "--vocab-from", ckpt)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "bin" / "spm.model").read_bytes() == proto
+    assert f"from {ckpt}" in " ".join(r.output.split())
+    cfg = load_config(None, [*TINY_CTC, "train.max_steps=2", f"train.init_from={ckpt}"])
+    Trainer(cfg, tmp_path / "bin", tmp_path / "run").run()
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "initialised" in log and "fresh:" not in log
+    refused = _cli_error(tmp_path / "own", tmp_path / "own", ckpt)
+    assert "was trained with a different vocabulary than" in refused
+
+
+def test_prep_vocab_from_other_features_is_an_error(tone_raw, tone_run, tmp_path):
+    ckpt = tone_run / "best.pt"
+    r = _prep(tone_raw, tone_raw / "train.tsv", tmp_path / "bin", "--vocab-from", ckpt)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "Traceback" not in out, out
+    assert (
+        f"--vocab-from {ckpt}: its features differ (num_mels 20 there, 80 here)" in out
+    )
+    assert not (tmp_path / "bin").exists()
+
+
+def test_prep_vocab_from_a_checkpoint_without_one_is_an_error(
+    tone_raw, tone_run, tmp_path
+):
+    ckpt = load_checkpoint(tone_run / "best.pt")
+    del ckpt["vocab"]
+    save_checkpoint(tmp_path / "novocab.pt", ckpt)
+    r = _prep(
+        tone_raw,
+        tone_raw / "train.tsv",
+        tmp_path / "bin",
+        "--vocab-from",
+        tmp_path / "novocab.pt",
+    )
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1 and "Traceback" not in out, out
+    assert "novocab.pt: the checkpoint holds no target vocabulary" in out

@@ -43,6 +43,13 @@ class SpeechPrepOptions:
     max_seconds: float = 30.0  # longer training utterances are dropped (counted)
     skip_bad: bool = False
     speed_perturb: tuple[float, ...] = ()  # extra training copies at these speeds
+    # Reuse a checkpoint's vocabulary instead of training one (fine-tuning it on this
+    # data with train.init_from): the path (recorded), its vocabulary and its
+    # feature settings (None: a checkpoint without audio features), which must be
+    # what this prep computes (`s2s.checkpoint.target_vocab_and_features`).
+    vocab_from: str | None = None
+    vocab: Vocab | None = None
+    vocab_features: dict | None = None
     shard_size: int = 100_000
     stats: dict = field(default_factory=dict)
 
@@ -97,8 +104,12 @@ def _prep_speech(
     if bad_speeds:
         raise S2SError(f"speed factors must be positive and not 1, got {bad_speeds}")
 
+    settings = FeatureSettings(opts.features, opts.num_mels, opts.sample_rate)
     texts = [u.text for u in manifests["train"]]
-    if opts.chars:
+    if opts.vocab_from:
+        vocab = _reused_vocab(opts, settings)
+        log(f"reusing the vocabulary of {opts.vocab_from} ({len(vocab)} symbols)")
+    elif opts.chars:
         log("training a character vocabulary ...")
         vocab = train_sentencepiece(texts, vocab_size=10_000, model_type="char")
     else:
@@ -107,7 +118,6 @@ def _prep_speech(
     (out / "spm.model").write_bytes(vocab.proto)
     dtype = "uint16" if len(vocab) < 2**16 else "int32"
 
-    settings = FeatureSettings(opts.features, opts.num_mels, opts.sample_rate)
     cmvn = GlobalCMVN(opts.num_mels)
     stats: dict[str, dict] = {}
     shards: dict[str, dict[str, list[str]]] = {}
@@ -156,6 +166,7 @@ def _prep_speech(
                 "chars": opts.chars,
                 "max_seconds": opts.max_seconds,
                 "speed_perturb": list(opts.speed_perturb),
+                "vocab_from": opts.vocab_from,
                 "manifests": splits,
             },
         },
@@ -268,10 +279,30 @@ def _checked(extract, wave: torch.Tensor, item: _Item) -> np.ndarray:
     return feats
 
 
+def _reused_vocab(opts: SpeechPrepOptions, settings: FeatureSettings) -> Vocab:
+    """`opts.vocab`, once its checkpoint's features are known to be these."""
+    if opts.vocab is None:
+        raise S2SError(f"{opts.vocab_from}: its vocabulary was not read")
+    theirs = opts.vocab_features
+    if theirs is not None and theirs != settings.to_dict():
+        differ = ", ".join(
+            f"{k} {theirs.get(k)} there, {v} here"
+            for k, v in settings.to_dict().items()
+            if theirs.get(k) != v
+        )
+        raise S2SError(
+            f"--vocab-from {opts.vocab_from}: its features differ ({differ}); "
+            f"prepare with its --features, --num-mels and --sample-rate, or its "
+            f"weights (train.init_from) would mean something else here"
+        )
+    return opts.vocab
+
+
 def _report(stats: dict, vocab_size: int, opts, log) -> None:
-    log(
-        f"vocabulary: {vocab_size} symbols ({'characters' if opts.chars else 'pieces'})"
-    )
+    kind = "characters" if opts.chars else "pieces"
+    if opts.vocab_from:
+        kind = f"from {opts.vocab_from}"
+    log(f"vocabulary: {vocab_size} symbols ({kind})")
     for split, s in stats.items():
         problems = ", ".join(
             f"{s[k]} {k.replace('_', ' ')}"
