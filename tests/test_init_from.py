@@ -1,6 +1,9 @@
 """`train.init_from`: a fresh run starts from another checkpoint's weights wherever
 names and shapes match (s2s/train/init_from.py); other vocabularies or features are
-errors; --resume ignores it."""
+errors; --resume ignores it. `s2s prep speech --vocab-from` makes new data in a
+checkpoint's vocabulary for it (fine-tuning)."""
+
+import re
 
 import torch
 from typer.testing import CliRunner
@@ -101,7 +104,7 @@ def _subset(tone_raw, tmp_path, n):
 def _prep(tone_raw, train, out, *more):
     args = ["prep", "speech", "--train", str(train), "--chars"]
     args += ["--valid", str(tone_raw / "valid.tsv"), "--out", str(out), *more]
-    return runner.invoke(app, args)
+    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_prep_vocab_from_makes_data_to_fine_tune_on(tone_raw, tone_run, tmp_path):
@@ -121,7 +124,10 @@ def test_prep_vocab_from_makes_data_to_fine_tune_on(tone_raw, tone_run, tmp_path
     cfg = load_config(None, [*TINY_CTC, "train.max_steps=2", f"train.init_from={ckpt}"])
     Trainer(cfg, tmp_path / "bin", tmp_path / "run").run()
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "initialised" in log and "fresh:" not in log
+    copied, total = re.search(
+        r"initialised (\d+) of (\d+) weight tensors", log
+    ).groups()
+    assert copied == total and "fresh:" not in log
     refused = _cli_error(tmp_path / "own", tmp_path / "own", ckpt)
     assert "was trained with a different vocabulary than" in refused
 
