@@ -142,6 +142,14 @@ def _recipes_copy(tmp_path, names):
     return recipes
 
 
+def _sentences(tmp_path):
+    """`SENTENCES=` a one-line file: asr-en's data/train.tsv has the translation
+    corpus as an order-only input, which a clean clone lacks."""
+    sentences = tmp_path / "sentences.en"
+    sentences.write_text("a sentence\n")
+    return f"SENTENCES={sentences}"
+
+
 def test_asr_cs_lm_keeps_its_variables_out_of_the_lm_recipe(tmp_path):
     """`make lm RUN=exp/x CONFIG=speech.yaml` names the speech run and its config:
     ../lm-cs still trains its own LM run with its own config, and the speech run's
@@ -277,15 +285,13 @@ def test_asr_en_lm_decodes_its_own_run_with_the_chosen_weights(tmp_path):
     fusion = recipes / "lm-cs" / "runs" / "fusion-en-x-avg"
     fusion.mkdir(parents=True)
     (fusion / "chosen.tsv").write_text("/lm/best.pt\t1.0\t3\t1\n")
-    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
-    sentences.write_text("a sentence\n")
     out = _make_n(
         tmp_path,
         recipes / "asr-en",
         "lm",
         "RUN=exp/x",
         "CONFIG=speech.yaml",
-        f"SENTENCES={sentences}",
+        _sentences(tmp_path),
     )
     lm = (
         "train config.text.cpu.yaml --data data-bin/en-extra "
@@ -317,10 +323,8 @@ def test_asr_en_fotaq_trains_on_the_game_speech_and_tests_on_real_speech(tmp_pat
     assert "test_seen" not in out and "data/train.tsv" not in out, out
     (recipes / "asr-en" / "data").mkdir()
     (recipes / "asr-en" / "data" / "train.tsv").write_text("")
-    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
-    sentences.write_text("a sentence\n")
     synthetic = _make_n(
-        tmp_path, recipes / "asr-en", "prep", "S2S=s2s", f"SENTENCES={sentences}"
+        tmp_path, recipes / "asr-en", "prep", "S2S=s2s", _sentences(tmp_path)
     )
     assert "--train data/train.tsv --valid data/valid.tsv" in synthetic, synthetic
 
@@ -331,9 +335,7 @@ def test_asr_en_mix_joins_synthetic_and_game_speech(tmp_path):
     held-out dialogues and tested on all three kinds of speech; `make mix-lm` hands
     that run and those tests to `lm`."""
     recipes = _recipes_copy(tmp_path, ["asr-en", "lm-cs"])
-    sentences = tmp_path / "sentences.en"  # data/train.tsv's order-only input
-    sentences.write_text("a sentence\n")
-    common = ("S2S=s2s", "PYTHON=python3", f"SENTENCES={sentences}")
+    common = ("S2S=s2s", "PYTHON=python3", _sentences(tmp_path))
     out = _make_n(tmp_path, recipes / "asr-en", "mix", "FOTAQ_REPEAT=2", *common)
     steps = [
         "python3 prepare_data.py --sentences",
@@ -390,9 +392,7 @@ def test_asr_en_mix_can_add_the_second_game(tmp_path):
     """`make mix BASS_REPEAT=N`: bass.py's train lines N times after the first
     game's, ids b1-, b2-, ...; bass_test joins the tests."""
     recipes = _recipes_copy(tmp_path, ["asr-en", "lm-cs"])
-    sentences = tmp_path / "sentences.en"
-    sentences.write_text("a sentence\n")
-    common = ("S2S=s2s", "PYTHON=python3", f"SENTENCES={sentences}")
+    common = ("S2S=s2s", "PYTHON=python3", _sentences(tmp_path))
     mix = ("MIX_TRAIN=data/mixb.tsv", "BASS_REPEAT=2", "MIX_RUN=exp/mixb")
     out = _make_n(tmp_path, recipes / "asr-en", "mix", *mix, *common)
     steps = [
